@@ -1,0 +1,3 @@
+from discviewer.cli import main
+import sys
+sys.exit(main())

@@ -1,0 +1,132 @@
+"""Command line: `discviewer [PATH…] [--demo]`, `discviewer scan PATH --json`, `discviewer demo-data OUTDIR`.
+
+Owns argument parsing and the demo-study cache. The GUI is imported only when a window opens,
+so `scan` and `demo-data` run without Qt or a display.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from discviewer import RESEARCH_USE_NOTICE, __version__
+
+SUBCOMMANDS = ("scan", "demo-data")
+
+
+def demo_cache_root() -> Path:
+    base = os.environ.get("DISCVIEWER_CACHE") or os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+    return Path(base) / "discviewer"
+
+
+def ensure_demo_study(size: str = "full", seed: int = 0, patients: int = 1, *, quiet: bool = False) -> Path:
+    """Generate the demo study once and cache it; later calls return the cached folder.
+
+    Written to a temporary folder beside the cache and renamed into place, so an interrupted
+    generation never leaves a half-written demo behind.
+    """
+    from discviewer import phantom
+
+    version = getattr(phantom, "PHANTOM_VERSION", "1")
+    target = demo_cache_root() / f"demo-v{version}-{size}-seed{seed}-p{patients}"
+    if (target / "truth.json").exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".demo-", dir=target.parent))
+    try:
+        if not quiet:
+            print(f"generating the demo study (synthetic phantom, {size}) in {target} …", file=sys.stderr)
+
+        def progress(done: int, total: int) -> None:
+            if not quiet and total:
+                print(f"\r  {done}/{total}", end="", file=sys.stderr, flush=True)
+
+        phantom.write_study(tmp, patients=patients, seed=seed, size=size, progress=progress)
+        if not quiet:
+            print("", file=sys.stderr)
+        try:
+            os.replace(tmp, target)
+        except OSError:
+            if not (target / "truth.json").exists():
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _cmd_scan(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="discviewer scan", description="Scan DICOM/NIfTI headers and list volumes.")
+    p.add_argument("path")
+    p.add_argument("--json", action="store_true", help="print the scan as JSON")
+    a = p.parse_args(argv)
+    from discviewer.io import scan
+
+    if not os.path.exists(a.path):
+        print(f"discviewer scan: {a.path}: no such file or folder", file=sys.stderr)
+        return 2
+    result = scan(a.path)
+    if a.json:
+        out = result.to_json()
+        out["notice"] = RESEARCH_USE_NOTICE
+        json.dump(out, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+        return 0
+    for pat in result.patients:
+        print(f"patient {pat.patient_id or '(no id)'}  {pat.patient_name}")
+        for st in pat.studies:
+            print(f"  study {st.date or '(no date)'}  {st.description}")
+            for c in st.series:
+                sp = "×".join(f"{v:.3g}" for v in c.spacing) if c.spacing else "?"
+                print(f"    {c.label}: {c.slice_count}×{c.rows}×{c.columns}, {sp} mm")
+                for w in c.warnings:
+                    print(f"      warning: {w}")
+    if result.problems:
+        print(f"{len(result.problems)} file(s) not used:")
+        for pr in result.problems:
+            print(f"  {pr.path}: {pr.reason}")
+    return 0
+
+
+def _cmd_demo_data(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="discviewer demo-data",
+                                description="Write the synthetic lumbar-spine phantom study (DICOM + truth.json).")
+    p.add_argument("outdir")
+    p.add_argument("--patients", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--size", choices=("small", "full"), default="full")
+    a = p.parse_args(argv)
+    from discviewer import phantom
+
+    out = phantom.write_study(a.outdir, patients=a.patients, seed=a.seed, size=a.size)
+    print(out)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in SUBCOMMANDS:
+        return {"scan": _cmd_scan, "demo-data": _cmd_demo_data}[argv[0]](argv[1:])
+    p = argparse.ArgumentParser(prog="discviewer",
+                                description=f"Serial lumbar-spine MRI review. {RESEARCH_USE_NOTICE}.",
+                                epilog="subcommands: 'discviewer scan PATH [--json]', "
+                                       "'discviewer demo-data OUTDIR [--patients N] [--seed S] [--size small|full]'")
+    p.add_argument("paths", nargs="*", help="DICOM folder(s), file(s), DICOMDIR or NIfTI to open")
+    p.add_argument("--demo", action="store_true", help="open the built-in synthetic demo study")
+    p.add_argument("--demo-size", choices=("small", "full"), default="full")
+    p.add_argument("--version", action="version", version=f"discviewer {__version__}")
+    a = p.parse_args(argv)
+    paths = list(a.paths)
+    if a.demo:
+        paths.insert(0, str(ensure_demo_study(a.demo_size)))
+    from discviewer.ui.app import run
+
+    return run(paths)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
