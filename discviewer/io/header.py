@@ -21,6 +21,8 @@ from pydicom.uid import (
     ImplicitVRLittleEndian,
 )
 
+from discviewer.io import fastheader
+
 #: Transfer syntaxes whose pixels are stored raw (native) and can be read straight from the file.
 NATIVE_SYNTAXES = {ExplicitVRLittleEndian, ImplicitVRLittleEndian, ExplicitVRBigEndian}
 
@@ -148,6 +150,19 @@ def _floats(ds, keyword: str, n: int) -> tuple[float, ...] | None:
         return None
 
 
+def _strs(ds, keyword: str) -> tuple[str, ...]:
+    """A multi-valued string attribute as a tuple (a single value is a 1-tuple)."""
+    try:
+        v = ds.get(keyword)
+    except Exception:
+        return ()
+    if v is None or v == "":
+        return ()
+    if isinstance(v, str):
+        return (v.strip(),)
+    return tuple(str(x).strip() for x in v)
+
+
 def _item(ds, keyword: str):
     """First item of a sequence, or None."""
     try:
@@ -250,6 +265,16 @@ def _read_headers(path: str) -> list[FrameHeader]:
     except OSError as exc:
         raise UnusableFile(f"cannot be opened ({exc.strerror})") from None
     with fp:
+        fast = _fast_parse(fp, st.st_size)
+        if fast is not None:
+            ds, pix_off, pix_len, encap = fast
+            try:
+                return _frames_from_dataset(ds, fp, path, st, False, pixel=(pix_off, pix_len, encap))
+            except UnusableFile:
+                raise
+            except Exception as exc:
+                raise UnusableFile(f"DICOM header is malformed ({_short(exc)})") from None
+        fp.seek(0)
         forced = False
         try:
             ds = pydicom.dcmread(fp, stop_before_pixels=True)
@@ -270,12 +295,27 @@ def _read_headers(path: str) -> list[FrameHeader]:
             raise UnusableFile(f"DICOM header is malformed ({_short(exc)})") from None
 
 
+_FAST_FIRST_READ = 64 * 1024
+_FAST_MAX_READ = 16 * 1024 * 1024
+
+
+def _fast_parse(fp, size: int):
+    """The byte-level header walker on the file's first bytes (more if the header is long)."""
+    buf = fp.read(_FAST_FIRST_READ)
+    got = fastheader.parse(buf)
+    if got is None and size > len(buf) and buf[128:132] == b"DICM":
+        buf += fp.read(min(size, _FAST_MAX_READ) - len(buf))
+        got = fastheader.parse(buf)
+    return got
+
+
 def _short(exc: Exception) -> str:
     msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return msg[:160]
 
 
-def _frames_from_dataset(ds, fp, path: str, st: os.stat_result, forced: bool) -> list[FrameHeader]:
+def _frames_from_dataset(ds, fp, path: str, st: os.stat_result, forced: bool,
+                         pixel: tuple | None = None) -> list[FrameHeader]:
     meta = getattr(ds, "file_meta", None)
     ts = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
     sop_class = _str(ds, "SOPClassUID") or (str(meta.get("MediaStorageSOPClassUID", "")) if meta is not None else "")
@@ -295,7 +335,10 @@ def _frames_from_dataset(ds, fp, path: str, st: os.stat_result, forced: bool) ->
     # Where the pixel data starts (pydicom left the file positioned at the Pixel Data tag).
     little = ts != ExplicitVRBigEndian
     implicit = ts == ImplicitVRLittleEndian or (forced and not ts and getattr(ds, "is_implicit_VR", True))
-    if ts == DeflatedExplicitVRLittleEndian:
+    if pixel is not None:
+        pix_off, pix_len, encap = pixel
+        has_pixels = True
+    elif ts == DeflatedExplicitVRLittleEndian:
         pix_off, pix_len, encap = None, None, False
         has_pixels = True  # checked at load time (the deflated stream hides offsets)
     else:
@@ -338,7 +381,7 @@ def _frames_from_dataset(ds, fp, path: str, st: os.stat_result, forced: bool) ->
     if encap and pix_off is not None:
         _check_encapsulated(fp, pix_off, st.st_size, path)
 
-    image_type = tuple(str(v).strip() for v in (ds.get("ImageType") or ()))
+    image_type = _strs(ds, "ImageType")
     base = dict(
         path=path,
         number_of_frames=nframes,
@@ -446,7 +489,7 @@ def _enhanced_frames(ds, base: dict, nframes: int, warnings: list[str]) -> list[
         cplx = lookup(fi, "MRImageFrameTypeSequence", "ComplexImageComponent", _str) or ""
         if not cplx:
             ftype = lookup(fi, "MRImageFrameTypeSequence", "FrameType",
-                           lambda it, a: tuple(str(v) for v in (it.get(a) or ())) or None)
+                           lambda it, a: _strs(it, a) or None)
             cplx = complex_part_from_image_type(ftype or base["image_type"])
         if cplx == "MIXED":
             cplx = ""
