@@ -1,0 +1,47 @@
+"""The command line: `discviewer scan PATH --json` and `discviewer demo-data`, run as real processes."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.core.dicom_factory import write_stack
+
+
+def run_cli(*args, timeout=180):
+    return subprocess.run([sys.executable, "-m", "discviewer", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_scan_json(tmp_path):
+    write_stack(tmp_path / "s", [0.0, 4.0, 8.0, 12.0])
+    (tmp_path / "s" / "readme.txt").write_text("not an image")
+    r = run_cli("scan", tmp_path, "--json")
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    (s,) = data["series"]
+    assert s["shape"] == [4, 12, 10]
+    assert s["spacing_mm"] == pytest.approx([0.8, 0.5, 4.0])
+    assert s["affine"][0][2] == pytest.approx(-4.0)
+    assert s["echo_time_ms"] == 90.0
+    assert [p["path"].rsplit("/", 1)[-1] for p in data["problems"]] == ["readme.txt"]
+    assert "not a DICOM file" in data["problems"][0]["reason"]
+    assert "Research use only" in data["notice"]
+
+
+def test_scan_text_and_missing_path(tmp_path):
+    write_stack(tmp_path, [0.0, 4.0, 9.0])
+    r = run_cli("scan", tmp_path)
+    assert r.returncode == 0 and "3×12×10" in r.stdout and "uneven slice spacing" in r.stdout
+    r = run_cli("scan", tmp_path / "nope")
+    assert r.returncode == 2 and "no such file or folder" in r.stderr
+
+
+@pytest.mark.realdata
+def test_scan_json_on_real_data(real_data):
+    r = run_cli("scan", real_data / "dcm_qa_fmap_siemens", "--json")
+    data = json.loads(r.stdout)
+    assert [s["echo_time_ms"] for s in data["series"]] == [5.19, 7.65]
+    assert all(s["shape"] == [36, 64, 64] for s in data["series"])
