@@ -1,0 +1,119 @@
+"""Application entry point: QApplication setup and `run()`.
+
+`run(paths=None, *, demo_dir=None) -> int` creates the QApplication if needed (application
+name "discviewer"), configures pyqtgraph, shows the `MainWindow`, opens the given paths
+(and/or the demo study folder), selects the first non-localizer series, shows its middle
+slice and returns `app.exec()`.
+
+Smoke-test hook: with `DISCVIEWER_SCREENSHOT=/path.png` set, the window is grabbed to that
+PNG once the first series is displayed and the app quits (exit code 0; 1 if nothing could be
+shown; 2 on timeout after `DISCVIEWER_SCREENSHOT_TIMEOUT` seconds, default 120).
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from discviewer.ui import pgsetup  # noqa: F401 - must precede any other pyqtgraph import
+from PySide6 import QtCore, QtWidgets
+
+import discviewer
+from discviewer.ui.main_window import MainWindow
+from discviewer.ui.workers import LoadFn, ScanFn, default_scan
+
+
+def create_app(argv: Sequence[str] | None = None) -> QtWidgets.QApplication:
+    """The running QApplication, created (named "discviewer") if there is none."""
+    pgsetup.configure()
+    app = QtWidgets.QApplication.instance()
+    if app is None:
+        app = QtWidgets.QApplication(list(argv) if argv is not None else sys.argv[:1])
+    app.setApplicationName("discviewer")
+    app.setApplicationDisplayName("discviewer")
+    app.setApplicationVersion(discviewer.__version__)
+    app.setOrganizationName("discviewer")
+    return app
+
+
+def _demo_scan(demo_dir: Path, scan_fn: ScanFn | None) -> ScanFn:
+    """A scan function that first writes the phantom demo study into an empty `demo_dir`."""
+    base = scan_fn or default_scan
+
+    def scan(path, *, progress=None, cancel=None):
+        if Path(path) == demo_dir and not (demo_dir.exists() and any(demo_dir.iterdir())):
+            from discviewer.phantom import write_study
+
+            demo_dir.mkdir(parents=True, exist_ok=True)
+            write_study(demo_dir)
+        return base(path, progress=progress, cancel=cancel)
+
+    return scan
+
+
+def create_main_window(paths: str | os.PathLike | Sequence[str | os.PathLike] | None = None, *,
+                       demo_dir: str | os.PathLike | None = None, scan_fn: ScanFn | None = None,
+                       load_fn: LoadFn | None = None) -> MainWindow:
+    """Show a `MainWindow` and start opening `paths` (and `demo_dir`); does not run the event loop."""
+    create_app()
+    if paths is None:
+        paths = []
+    elif isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    paths = [os.fspath(p) for p in paths]
+    if demo_dir is not None:
+        demo = Path(demo_dir)
+        scan_fn = _demo_scan(demo, scan_fn)
+        paths = [str(demo), *paths]
+    window = MainWindow(scan_fn=scan_fn, load_fn=load_fn, auto_select=True)
+    window.show()
+    if paths:
+        window.open_paths(paths)
+    return window
+
+
+def _install_screenshot_hook(app: QtWidgets.QApplication, window: MainWindow, target: str) -> None:
+    done = {"flag": False}
+    timeout_s = float(os.environ.get("DISCVIEWER_SCREENSHOT_TIMEOUT", "120"))
+
+    def save_and_quit(code: int) -> None:
+        if done["flag"]:
+            return
+        done["flag"] = True
+        app.processEvents()
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+        ok = window.grab().save(target)
+        print(f"discviewer: screenshot {'saved to' if ok else 'FAILED for'} {target}", file=sys.stderr)
+        window.shutdown()
+        app.exit(code if ok else 3)
+
+    def later(code: int, delay_ms: int = 400):
+        return lambda *args: QtCore.QTimer.singleShot(delay_ms, lambda: save_and_quit(code))
+
+    window.volume_shown.connect(later(0))
+    window.scan_failed.connect(later(1))
+    window.load_failed.connect(later(1))
+    window.scan_finished.connect(
+        lambda result: None if window.browser.first_loadable() is not None else later(1)())
+    QtCore.QTimer.singleShot(int(timeout_s * 1000), lambda: save_and_quit(2))
+
+
+def run(paths: str | os.PathLike | Sequence[str | os.PathLike] | None = None, *,
+        demo_dir: str | os.PathLike | None = None, scan_fn: ScanFn | None = None,
+        load_fn: LoadFn | None = None) -> int:
+    """Run the desktop app until the main window closes; returns the exit code."""
+    app = create_app()
+    window = create_main_window(paths, demo_dir=demo_dir, scan_fn=scan_fn, load_fn=load_fn)
+    shot = os.environ.get("DISCVIEWER_SCREENSHOT")
+    if shot:
+        _install_screenshot_hook(app, window, shot)
+        if not window.is_scanning():  # nothing to open: grab the empty window
+            QtCore.QTimer.singleShot(500, lambda: (window.grab().save(shot), app.exit(1)))
+    code = app.exec()
+    window.shutdown()
+    return int(code)
+
+
+if __name__ == "__main__":  # python -m discviewer.ui.app [PATH ...]
+    sys.exit(run(sys.argv[1:] or None))

@@ -1,0 +1,207 @@
+"""UI test setup: every test here is marked `gui` and skipped (with a reason) when no display exists.
+
+Run under Xvfb: `PYQTGRAPH_QT_LIB=PySide6 xvfb-run -a .venv/bin/python -m pytest tests/ui -q`.
+We never fall back to `QT_QPA_PLATFORM=offscreen` (DESIGN.md §5: it renders VTK garbage).
+Synthetic volumes, candidates and a fake io (scan/load with delays and cancel counters) are
+provided as fixtures, so the UI is tested without DICOM files.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
+
+HERE = Path(__file__).resolve().parent
+HAS_DISPLAY = bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) or sys.platform in (
+    "win32", "darwin")
+NO_DISPLAY_REASON = "no display (DISPLAY unset): run the UI tests under Xvfb, e.g. `xvfb-run -a python -m pytest tests/ui`"
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if HERE not in Path(str(item.path)).resolve().parents:
+            continue
+        item.add_marker(pytest.mark.gui)
+        item.add_marker(pytest.mark.timeout(60))
+        if not HAS_DISPLAY:
+            item.add_marker(pytest.mark.skip(reason=NO_DISPLAY_REASON))
+
+
+# ---------------------------------------------------------------------------- synthetic data
+DIRECTIONS = {
+    # (row cosine, column cosine, slice direction) in LPS
+    "sagittal": ((0, 1, 0), (0, 0, -1), (-1, 0, 0)),
+    "axial": ((1, 0, 0), (0, 1, 0), (0, 0, 1)),
+    "coronal": ((1, 0, 0), (0, 0, -1), (0, 1, 0)),
+}
+
+
+def make_affine(orientation="sagittal", spacing=(0.5, 1.0, 3.0), origin=(-20.0, -50.0, 80.0)):
+    """index (col, row, slice) → LPS affine with the given (col, row, slice) spacing."""
+    row_cos, col_cos, normal = (np.asarray(v, dtype=float) for v in DIRECTIONS[orientation])
+    a = np.eye(4)
+    a[:3, 0] = row_cos * spacing[0]
+    a[:3, 1] = col_cos * spacing[1]
+    a[:3, 2] = normal * spacing[2]
+    a[:3, 3] = origin
+    return a
+
+
+def make_volume(shape=(5, 40, 60), orientation="sagittal", spacing=(0.5, 1.0, 3.0), description="T2 sag", **info):
+    """array[k, r, c] = 1000·k + 60·r + c — every voxel value is known and unique."""
+    from discviewer.volume import SeriesInfo, Volume
+
+    k, r, c = np.indices(shape)
+    arr = (1000 * k + shape[2] * r + c).astype(np.int16)
+    return Volume(arr, make_affine(orientation, spacing), SeriesInfo(series_description=description, **info))
+
+
+def make_candidate(description="T2 sag", number=1, *, date="20200101", study_uid="1.2.3", shape=(5, 40, 60),
+                   te=90.0, localizer=False, spacing=(0.5, 1.0, 3.0), patient_id="P1"):
+    from discviewer.io.types import FrameRef, VolumeCandidate
+    from discviewer.volume import SeriesInfo
+
+    info = SeriesInfo(patient_id=patient_id, patient_name="DOE^JANE", study_uid=study_uid, study_date=date,
+                      study_description="Lumbar spine", series_uid=f"{study_uid}.{number}",
+                      series_number=number, series_description=description, echo_time=te, modality="MR")
+    return VolumeCandidate(info=info, frames=[FrameRef(f"/fake/{study_uid}/{number}/{i}.dcm") for i in range(shape[0])],
+                           rows=shape[1], columns=shape[2], spacing=spacing, affine=make_affine("sagittal", spacing),
+                           label=f"{description} · TE {te:g}", is_localizer=localizer)
+
+
+class FakeIO:
+    """scan/load stand-ins: configurable delays, counters, per-path results; records calls."""
+
+    def __init__(self, result=None):
+        from discviewer.io.types import Problem, ScanResult
+
+        if result is None:
+            series = []
+            for d, date in enumerate(("20210301", "20200101")):  # deliberately out of date order
+                uid = f"1.2.{d}"
+                series += [make_candidate("Localizer", 1, date=date, study_uid=uid, shape=(3, 40, 60), localizer=True),
+                           make_candidate("T2 sag", 2, date=date, study_uid=uid, shape=(7, 40, 60)),
+                           make_candidate("T1 sag", 3, date=date, study_uid=uid, shape=(5, 40, 60), te=12.0)]
+            result = ScanResult(series=series, files_seen=40,
+                                problems=[Problem("/fake/notes.txt", "not a DICOM file"),
+                                          Problem("/fake/broken.dcm", "truncated pixel data")])
+        self.result = result
+        self.results_by_path: dict[str, object] = {}
+        self.scan_steps = 4
+        self.scan_delay = 0.0  # seconds per step
+        self.scan_error: Exception | None = None
+        self.load_delay = 0.0
+        self.load_delays: dict[int, float] = {}  # id(candidate) → seconds
+        self.steps_done = 0
+        self.scan_calls: list[str] = []
+        self.load_calls: list[object] = []
+        self.lock = threading.Lock()
+
+    def scan(self, path, *, progress=None, cancel=None):
+        from discviewer.io.types import ScanResult
+
+        self.scan_calls.append(str(path))
+        self.steps_done = 0
+        for i in range(self.scan_steps):
+            if cancel is not None and cancel():
+                return ScanResult(series=[], problems=[], files_seen=i, cancelled=True)
+            time.sleep(self.scan_delay)
+            self.steps_done = i + 1
+            if progress is not None:
+                progress(i + 1, self.scan_steps)
+        if self.scan_error is not None:
+            raise self.scan_error
+        return self.results_by_path.get(str(path), self.result)
+
+    def load(self, candidate, *, progress=None):
+        from discviewer.volume import Volume
+
+        self.load_calls.append(candidate)
+        time.sleep(self.load_delays.get(id(candidate), self.load_delay))
+        shape = (candidate.slice_count, candidate.rows, candidate.columns)
+        k, r, c = np.indices(shape)
+        arr = (1000 * k + shape[2] * r + c + candidate.info.series_number * 100000).astype(np.int32)
+        if progress is not None:
+            progress(shape[0], shape[0])
+        return Volume(arr, candidate.affine, candidate.info)
+
+
+@pytest.fixture
+def volume_factory():
+    return make_volume
+
+
+@pytest.fixture
+def candidate_factory():
+    return make_candidate
+
+
+@pytest.fixture
+def affine_factory():
+    return make_affine
+
+
+@pytest.fixture
+def fake_io():
+    return FakeIO()
+
+
+# ---------------------------------------------------------------------------- event helpers
+class Events:
+    """Synthesize mouse/wheel events on a QGraphicsView's viewport (explicit buttons, no OS cursor)."""
+
+    @staticmethod
+    def _send(widget, ev):
+        from PySide6 import QtWidgets
+
+        QtWidgets.QApplication.sendEvent(widget, ev)
+
+    @classmethod
+    def mouse(cls, view, kind, pos, button=None, buttons=None, modifiers=None):
+        from PySide6 import QtCore, QtGui
+
+        Qt = QtCore.Qt
+        types = {"press": QtCore.QEvent.Type.MouseButtonPress, "move": QtCore.QEvent.Type.MouseMove,
+                 "release": QtCore.QEvent.Type.MouseButtonRelease}
+        vp = view.viewport()
+        local = QtCore.QPointF(pos)
+        glob = QtCore.QPointF(vp.mapToGlobal(local.toPoint()))
+        ev = QtGui.QMouseEvent(types[kind], local, glob, button or Qt.MouseButton.NoButton,
+                               buttons if buttons is not None else Qt.MouseButton.NoButton,
+                               modifiers or Qt.KeyboardModifier.NoModifier)
+        cls._send(vp, ev)
+
+    @classmethod
+    def drag(cls, view, start, end, button, steps=5):
+        from PySide6 import QtCore
+
+        start, end = QtCore.QPointF(start), QtCore.QPointF(end)
+        cls.mouse(view, "press", start, button, button)
+        for i in range(1, steps + 1):
+            p = start + (end - start) * (i / steps)
+            cls.mouse(view, "move", p, None, button)
+        cls.mouse(view, "release", end, button, None)
+
+    @classmethod
+    def wheel(cls, view, notches=1, pos=None, modifiers=None):
+        from PySide6 import QtCore, QtGui
+
+        Qt = QtCore.Qt
+        vp = view.viewport()
+        local = QtCore.QPointF(pos) if pos is not None else QtCore.QPointF(vp.width() / 2, vp.height() / 2)
+        ev = QtGui.QWheelEvent(local, QtCore.QPointF(vp.mapToGlobal(local.toPoint())), QtCore.QPoint(0, 0),
+                               QtCore.QPoint(0, 120 * notches), Qt.MouseButton.NoButton,
+                               modifiers or Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False)
+        cls._send(vp, ev)
+
+
+@pytest.fixture
+def events():
+    return Events
