@@ -22,3 +22,10 @@ def real_data() -> Path:
     if not (REAL_DATA / "SOURCES.md").exists():
         pytest.skip(f"real MR data not found at {REAL_DATA} (set DISCVIEWER_REAL_DATA)")
     return REAL_DATA
+
+
+@pytest.fixture
+def affine_factory():
+    from tests.synthetic import make_affine
+
+    return make_affine
