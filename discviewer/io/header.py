@@ -115,28 +115,25 @@ def _str(ds, keyword: str) -> str:
     return str(v).strip()
 
 
-def _float(ds, keyword: str) -> float | None:
+def _number(ds, keyword: str, conv):
+    """First value of a numeric attribute converted by `conv`, or None if missing/malformed."""
     try:
         v = ds.get(keyword)
         if v is None or v == "":
             return None
         if isinstance(v, (list, tuple, pydicom.multival.MultiValue)):
             v = v[0]
-        return float(v)
+        return conv(v)
     except Exception:
         return None
+
+
+def _float(ds, keyword: str) -> float | None:
+    return _number(ds, keyword, float)
 
 
 def _int(ds, keyword: str) -> int | None:
-    try:
-        v = ds.get(keyword)
-        if v is None or v == "":
-            return None
-        if isinstance(v, (list, tuple, pydicom.multival.MultiValue)):
-            v = v[0]
-        return int(v)
-    except Exception:
-        return None
+    return _number(ds, keyword, int)
 
 
 def _floats(ds, keyword: str, n: int) -> tuple[float, ...] | None:
