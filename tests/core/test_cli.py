@@ -45,3 +45,41 @@ def test_scan_json_on_real_data(real_data):
     data = json.loads(r.stdout)
     assert [s["echo_time_ms"] for s in data["series"]] == [5.19, 7.65]
     assert all(s["shape"] == [36, 64, 64] for s in data["series"])
+
+
+def test_demo_study_is_generated_once_and_cached(tmp_path, monkeypatch):
+    from discviewer import cli
+
+    monkeypatch.setenv("DISCVIEWER_CACHE", str(tmp_path / "cache"))
+    first = cli.ensure_demo_study("small", quiet=True)
+    assert (first / "truth.json").exists()
+    stamp = (first / "truth.json").stat().st_mtime_ns
+    calls = []
+    monkeypatch.setattr("discviewer.phantom.write_study", lambda *a, **k: calls.append(a))
+    again = cli.ensure_demo_study("small", quiet=True)
+    assert again == first and not calls and (first / "truth.json").stat().st_mtime_ns == stamp
+    # no temporary folders left beside the cache
+    assert [p.name for p in first.parent.iterdir()] == [first.name]
+
+
+def test_interrupted_demo_generation_leaves_no_cache(tmp_path, monkeypatch):
+    from discviewer import cli
+
+    monkeypatch.setenv("DISCVIEWER_CACHE", str(tmp_path / "cache"))
+
+    def boom(outdir, **kw):
+        (outdir / "partial.dcm").write_bytes(b"x")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("discviewer.phantom.write_study", boom)
+    with pytest.raises(KeyboardInterrupt):
+        cli.ensure_demo_study("small", quiet=True)
+    assert list((tmp_path / "cache" / "discviewer").iterdir()) == []
+
+
+def test_demo_data_command_writes_dicom_and_truth(tmp_path):
+    r = run_cli("demo-data", tmp_path / "out", "--size", "small", "--seed", "2")
+    assert r.returncode == 0, r.stderr
+    truth = json.loads((tmp_path / "out" / "truth.json").read_text())
+    assert truth["generator"]["seed"] == 2
+    assert len(list((tmp_path / "out").rglob("*.dcm"))) >= 5 * 3 * 9

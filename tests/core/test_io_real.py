@@ -214,3 +214,15 @@ def test_load_error_names_the_file(real_data, tmp_path):
             os.remove(f.path)
     with pytest.raises(LoadError, match="moved or deleted"):
         load(c)
+
+
+def test_missing_codec_gives_a_clear_load_error(real_data, monkeypatch):
+    from discviewer.io import codecs
+
+    real = codecs.importlib.util.find_spec
+    monkeypatch.setattr(codecs.importlib.util, "find_spec", lambda n: None if n == "openjpeg" else real(n))
+    (c,) = scan(real_data / "dcm_qa_ts" / "9.dcm").series
+    with pytest.raises(LoadError) as exc:
+        load(c)
+    msg = str(exc.value)
+    assert "9.dcm" in msg and "JPEG 2000" in msg and "pip install pylibjpeg-openjpeg" in msg
