@@ -2,10 +2,10 @@
 
 Core package: no Qt, no VTK. See `scan.py` for grouping rules and `load.py` for the pixel path.
 """
-from discviewer.io.load import LoadError, load
+from discviewer.io.load import LoadError, load, load_slice
 from discviewer.io.nifti import load_nifti
 from discviewer.io.scan import scan
 from discviewer.io.types import FrameRef, PatientNode, Problem, ScanResult, StudyNode, VolumeCandidate
 
-__all__ = ["scan", "load", "load_nifti", "LoadError", "ScanResult", "VolumeCandidate", "FrameRef", "Problem",
+__all__ = ["scan", "load", "load_slice", "load_nifti", "LoadError", "ScanResult", "VolumeCandidate", "FrameRef", "Problem",
            "PatientNode", "StudyNode"]

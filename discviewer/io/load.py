@@ -149,24 +149,58 @@ def load(candidate: VolumeCandidate, *, progress: Progress | None = None) -> Vol
     if candidate.private.get("nifti"):
         from discviewer.io.nifti import load_nifti
         return load_nifti(candidate.frames[0].path)
+    headers = _headers(candidate)
+    array, warnings = _load_frames(headers, progress)
+    return Volume(array=array, affine=candidate.affine.copy(), info=candidate.info,
+                  warnings=list(candidate.warnings) + warnings)
+
+
+def load_slice(candidate: VolumeCandidate, index: int) -> Volume:
+    """One slice of a candidate as a 1-slice `Volume` whose affine puts it at its true position.
+
+    Cheap (one frame read): for a first image on screen before the whole series has loaded,
+    and for thumbnails.
+    """
+    n = candidate.slice_count
+    if not 0 <= index < n:
+        raise IndexError(f"slice {index} out of range 0..{n - 1}")
+    shift = np.eye(4)
+    shift[2, 3] = index
+    affine = candidate.affine @ shift
+    if candidate.private.get("nifti"):
+        from discviewer.io.nifti import load_nifti
+        vol = load_nifti(candidate.frames[0].path)
+        return Volume(array=vol.array[index:index + 1].copy(), affine=affine, info=vol.info, warnings=vol.warnings)
+    array, warnings = _load_frames([_headers(candidate)[index]], None)
+    return Volume(array=array, affine=affine, info=candidate.info, warnings=warnings)
+
+
+def _headers(candidate: VolumeCandidate) -> list[FrameHeader]:
     headers: list[FrameHeader] | None = candidate.private.get("headers")
     if headers is None:
         raise LoadError(f"{candidate.label}: this candidate carries no header records; scan the folder again")
+    return headers
+
+
+def _load_frames(headers: list[FrameHeader], progress: Progress | None) -> tuple[np.ndarray, list[str]]:
+    """Read and rescale frames into one (n, rows, columns) array; failed frames → blank + warning."""
     h0 = headers[0]
-    raw_dtype = _dtype(h0)
     rescale = any(h.rescale_slope != 1.0 or h.rescale_intercept != 0.0 for h in headers)
-    raw = np.empty((len(headers), h0.rows, h0.columns), dtype=raw_dtype)
+    out = np.empty((len(headers), h0.rows, h0.columns), dtype=np.float32 if rescale else _dtype(h0))
     failed: list[int] = []
-    warnings = list(candidate.warnings)
-    reader = _FrameReader()
     errors: list[str] = []
+    reader = _FrameReader()
     try:
         for k, h in enumerate(headers):
             try:
                 a = reader.read(h)
                 if a.shape != (h0.rows, h0.columns):
-                    raise LoadError(f"{h.path}: image is {a.shape[0]}×{a.shape[1]}, the series is {h0.rows}×{h0.columns}")
-                raw[k] = a
+                    raise LoadError(f"{h.path}: image is {a.shape[0]}×{a.shape[1]}, "
+                                    f"the series is {h0.rows}×{h0.columns}")
+                if rescale:
+                    out[k] = (a.astype(np.float64) * h.rescale_slope + h.rescale_intercept).astype(np.float32)
+                else:
+                    out[k] = a
             except LoadError as exc:
                 failed.append(k)
                 errors.append(str(exc))
@@ -176,19 +210,13 @@ def load(candidate: VolumeCandidate, *, progress: Progress | None = None) -> Vol
         reader.close()
     if len(failed) == len(headers):
         raise LoadError(errors[0] if len(errors) == 1 else f"{errors[0]} (and {len(errors) - 1} more files failed)")
-    if rescale:
-        out = np.empty(raw.shape, dtype=np.float32)
-        for k, h in enumerate(headers):
-            out[k] = (raw[k].astype(np.float64) * h.rescale_slope + h.rescale_intercept).astype(np.float32)
-    else:
-        out = raw
+    warnings: list[str] = []
     if failed:
         good = np.setdiff1d(np.arange(len(headers)), failed)
         fill = out[good].min()
         for k, msg in zip(failed, errors):
             out[k] = fill
             warnings.append(f"slice {k + 1} could not be loaded and is shown blank: {msg}")
-    info = candidate.info
     if h0.photometric == "MONOCHROME1":
         warnings.append("MONOCHROME1 image: low values are meant to display white")
-    return Volume(array=out, affine=candidate.affine.copy(), info=info, warnings=warnings)
+    return out, warnings

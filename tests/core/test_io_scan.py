@@ -175,3 +175,18 @@ def test_scan_json_round_trip(tmp_path):
     assert s["shape"] == [3, 12, 10] and s["echo_time_ms"] == 90.0
     assert s["spacing_mm"] == pytest.approx([0.8, 0.5, 4.0])
     assert len(s["affine"]) == 4 and s["warnings"] == []
+
+
+def test_load_slice_reads_one_frame_at_its_true_position(tmp_path):
+    from discviewer.io import load_slice
+
+    write_stack(tmp_path, [0.0, 4.0, 8.0, 12.0])
+    (c,) = scan(tmp_path).series
+    full = load(c)
+    for k in range(4):
+        one = load_slice(c, k)
+        assert one.shape == (1, 12, 10)
+        assert np.array_equal(one.array[0], full.array[k])
+        np.testing.assert_allclose(one.index_to_patient([3, 5, 0]), full.index_to_patient([3, 5, k]))
+    with pytest.raises(IndexError):
+        load_slice(c, 4)
