@@ -18,6 +18,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 import discviewer
 from discviewer.ui.slice_view import CursorSample, SliceView
+from discviewer.ui.recent import RecentPaths
 from discviewer.ui.study_browser import StudyBrowserPanel, candidate_label
 from discviewer.display import format_number
 from discviewer.ui.workers import Job, LoadFn, ScanFn, make_load_job, make_scan_job
@@ -41,7 +42,8 @@ class MainWindow(QtWidgets.QMainWindow):
     load_failed = QtCore.Signal(str)
 
     def __init__(self, *, scan_fn: ScanFn | None = None, load_fn: LoadFn | None = None,
-                 auto_select: bool = True, parent: QtWidgets.QWidget | None = None) -> None:
+                 auto_select: bool = True, settings: QtCore.QSettings | None = None,
+                 parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("discviewer")
         self.setAcceptDrops(True)
@@ -56,6 +58,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.current_candidate: Any = None  # candidate whose volume is displayed
         self.progress_dialog: QtWidgets.QProgressDialog | None = None
         self._message_box: QtWidgets.QMessageBox | None = None
+        self.settings = settings if settings is not None else QtCore.QSettings()
+        self.recent = RecentPaths(self.settings)
 
         self.browser = StudyBrowserPanel()
         self.slice_view = SliceView()
@@ -103,6 +107,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.open_folder_action = file_menu.addAction("Open &folder…", self.choose_folder)
         self.open_folder_action.setShortcut(QtGui.QKeySequence.StandardKey.Open)
         self.open_file_action = file_menu.addAction("Open f&ile…", self.choose_file)
+        self.recent_menu = file_menu.addMenu("Open &recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
         file_menu.addSeparator()
         self.quit_action = file_menu.addAction("&Quit", self.close)
         self.quit_action.setShortcut(QtGui.QKeySequence.StandardKey.Quit)
@@ -120,6 +126,20 @@ class MainWindow(QtWidgets.QMainWindow):
             self, "Open DICOM file", "", "DICOM files (*.dcm *.DCM *.ima *.IMA);;All files (*)")
         if path:
             self.open_path(path)
+
+    def _fill_recent_menu(self) -> None:
+        menu = self.recent_menu
+        menu.clear()
+        paths = self.recent.paths()
+        for i, p in enumerate(paths):
+            act = menu.addAction(f"&{i + 1}  {p}" if i < 9 else p)
+            act.setData(p)
+            act.triggered.connect(lambda _=False, path=p: self.open_path(path))
+        if not paths:
+            menu.addAction("(none yet)").setEnabled(False)
+        else:
+            menu.addSeparator()
+            menu.addAction("Clear list", self.recent.clear)
 
     def show_about(self) -> None:
         QtWidgets.QMessageBox.about(self, "About discviewer", about_text())
@@ -156,6 +176,8 @@ class MainWindow(QtWidgets.QMainWindow):
         """Scan folders/files in the background (results merged); any earlier scan becomes stale."""
         paths = [os.fspath(p) for p in paths]
         self.cancel_scan()
+        for p in reversed(paths):
+            self.recent.add(p)
         job = make_scan_job(paths, self._scan_fn, parent=self)
         job.progressed.connect(self._on_scan_progress)
         job.succeeded.connect(self._on_scan_succeeded)

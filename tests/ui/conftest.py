@@ -17,6 +17,10 @@ import numpy as np
 import pytest
 
 os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
+# QSettings (recent list, …) must never touch the real user's config during tests
+import tempfile  # noqa: E402
+
+os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="discviewer-test-config-")
 
 HERE = Path(__file__).resolve().parent
 HAS_DISPLAY = bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) or sys.platform in (

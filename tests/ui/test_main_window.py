@@ -34,7 +34,7 @@ def test_title_menus_and_about(window):
     menus = {a.text().replace("&", ""): a.menu() for a in window.menuBar().actions()}
     assert set(menus) >= {"File", "Help"}
     file_items = [a.text().replace("&", "") for a in menus["File"].actions() if not a.isSeparator()]
-    assert file_items == ["Open folder…", "Open file…", "Quit"]
+    assert file_items == ["Open folder…", "Open file…", "Open recent", "Quit"]
     assert [a.text().replace("&", "") for a in menus["Help"].actions()] == ["About discviewer"]
     assert discviewer.RESEARCH_USE_NOTICE in about_text() and discviewer.__version__ in about_text()
 
