@@ -30,6 +30,8 @@ class SeriesInfo:
     echo_time: float | None = None  # ms
     echo_number: int | None = None
     repetition_time: float | None = None  # ms
+    inversion_time: float | None = None  # ms
+    scanning_sequence: str = ""  # e.g. "SE", "GR", "SE\\IR"
     field_strength: float | None = None  # tesla
     image_type: tuple[str, ...] = ()
     complex_part: str = ""  # "MAGNITUDE", "PHASE", "REAL", "IMAGINARY" or ""

@@ -19,7 +19,7 @@ IMPLICIT_LE = "1.2.840.10008.1.2"
 WANTED_KEYWORDS = (
     "SpecificCharacterSet", "ImageType", "SOPClassUID", "SOPInstanceUID", "StudyDate", "Modality",
     "StudyDescription", "SeriesDescription", "PatientName", "PatientID", "ScanningSequence", "SequenceName",
-    "SliceThickness", "RepetitionTime", "EchoTime", "EchoNumbers", "MagneticFieldStrength", "PulseSequenceName",
+    "SliceThickness", "RepetitionTime", "EchoTime", "InversionTime", "EchoNumbers", "MagneticFieldStrength", "PulseSequenceName",
     "StudyInstanceUID", "SeriesInstanceUID", "SeriesNumber", "AcquisitionNumber", "InstanceNumber",
     "ImagePositionPatient", "ImageOrientationPatient", "FrameOfReferenceUID", "TemporalPositionIdentifier",
     "SamplesPerPixel", "PhotometricInterpretation", "NumberOfFrames", "Rows", "Columns", "PixelSpacing",

@@ -71,6 +71,8 @@ class FrameHeader:
     echo_time: float | None
     echo_number: int | None
     repetition_time: float | None
+    inversion_time: float | None
+    scanning_sequence: str
     field_strength: float | None
     image_type: tuple[str, ...]
     complex_part: str
@@ -397,6 +399,8 @@ def _frames_from_dataset(ds, fp, path: str, st: os.stat_result, forced: bool,
         frame_of_reference_uid=_str(ds, "FrameOfReferenceUID"),
         sequence_name=_str(ds, "SequenceName") or _str(ds, "PulseSequenceName") or _str(ds, "ScanningSequence"),
         repetition_time=_float(ds, "RepetitionTime"),
+        inversion_time=_float(ds, "InversionTime"),
+        scanning_sequence="\\".join(_strs(ds, "ScanningSequence")),
         field_strength=_float(ds, "MagneticFieldStrength"),
         image_type=image_type,
         acquisition_number=_int(ds, "AcquisitionNumber"),

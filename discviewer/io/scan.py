@@ -305,6 +305,7 @@ def _make_candidate(hs: list[FrameHeader], note: str, *, multi_echo: bool, multi
         series_number=h0.series_number, series_description=h0.series_description, modality=h0.modality,
         frame_of_reference_uid=h0.frame_of_reference_uid, sequence_name=h0.sequence_name,
         echo_time=h0.echo_time, echo_number=h0.echo_number, repetition_time=h0.repetition_time,
+        inversion_time=h0.inversion_time, scanning_sequence=h0.scanning_sequence,
         field_strength=h0.field_strength, image_type=h0.image_type, complex_part=h0.complex_part,
         source="dicom", source_path=os.path.dirname(h0.path),
     )
