@@ -1,0 +1,160 @@
+"""Screen-fixed 2-D overlays for a slice renderer: orientation letters, corner texts, scale bar, notice.
+
+Pure VTK (no Qt). Everything is laid out in *viewport pixels* by `SliceOverlays.layout()`, which the
+owning pipeline calls at the start of every render (so resizing a window or changing the zoom needs
+no extra bookkeeping). Text actors only re-rasterise when their text changes.
+
+Layout (same as the pyqtgraph `SliceView`):
+    top-left     series / visit label, then "Slice k/N"
+    top-right    "W … L …" (+ "INV")
+    edges        orientation letters (bold), centred on each edge
+    bottom-left  scale bar with its length in mm
+    bottom-right the permanent research-use notice
+"""
+from __future__ import annotations
+
+from vtkmodules.vtkCommonCore import vtkPoints
+from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkPolyData
+from vtkmodules.vtkRenderingCore import vtkActor2D, vtkCoordinate, vtkPolyDataMapper2D, vtkTextActor
+
+from discviewer import RESEARCH_USE_NOTICE
+from discviewer.display import format_number, scale_bar_length
+
+TEXT_COLOR = (0.92, 0.92, 0.92)
+NOTICE_COLOR = (1.0, 0.78, 0.31)
+BACKING_OPACITY = 0.55
+
+
+def _text(size: int, *, bold: bool = False, color=TEXT_COLOR, h: str = "left", v: str = "bottom") -> vtkTextActor:
+    a = vtkTextActor()
+    a.SetTextScaleModeToNone()
+    a.GetPositionCoordinate().SetCoordinateSystemToViewport()
+    p = a.GetTextProperty()
+    p.SetFontSize(size)
+    p.SetBold(bool(bold))
+    p.SetColor(*color)
+    p.SetBackgroundColor(0.0, 0.0, 0.0)
+    p.SetBackgroundOpacity(BACKING_OPACITY)
+    p.SetFrame(False)
+    {"left": p.SetJustificationToLeft, "center": p.SetJustificationToCentered,
+     "right": p.SetJustificationToRight}[h]()
+    {"bottom": p.SetVerticalJustificationToBottom, "center": p.SetVerticalJustificationToCentered,
+     "top": p.SetVerticalJustificationToTop}[v]()
+    a.SetPickable(False)
+    return a
+
+
+class SliceOverlays:
+    """The overlay actors of one slice renderer. `texts` maps a name to its vtkTextActor."""
+
+    MARGIN = 6  # px between overlays and the viewport edge
+    SCALE_FRACTION = 0.25  # the scale bar is at most this fraction of the viewport width
+
+    def __init__(self, renderer, *, font_size: int = 13) -> None:
+        self.renderer = renderer
+        fs = font_size
+        self.texts: dict[str, vtkTextActor] = {
+            "series": _text(fs, h="left", v="top"),
+            "slice": _text(fs, h="left", v="top"),
+            "window": _text(fs, h="right", v="top"),
+            "left": _text(fs + 3, bold=True, h="left", v="center"),
+            "right": _text(fs + 3, bold=True, h="right", v="center"),
+            "top": _text(fs + 3, bold=True, h="center", v="top"),
+            "bottom": _text(fs + 3, bold=True, h="center", v="bottom"),
+            "scale": _text(fs - 1, h="center", v="bottom"),
+            "notice": _text(fs - 2, color=NOTICE_COLOR, h="right", v="bottom"),
+        }
+        self.texts["notice"].SetInput(RESEARCH_USE_NOTICE)
+        for a in self.texts.values():
+            renderer.AddViewProp(a)
+
+        # scale bar: a polyline ⊔-shaped bar in viewport pixels
+        self._bar_points = vtkPoints()
+        self._bar_points.SetNumberOfPoints(4)
+        for i in range(4):
+            self._bar_points.SetPoint(i, 0.0, 0.0, 0.0)
+        lines = vtkCellArray()
+        lines.InsertNextCell(4)
+        for i in range(4):
+            lines.InsertCellPoint(i)
+        self._bar_poly = vtkPolyData()
+        self._bar_poly.SetPoints(self._bar_points)
+        self._bar_poly.SetLines(lines)
+        mapper = vtkPolyDataMapper2D()
+        mapper.SetInputData(self._bar_poly)
+        coord = vtkCoordinate()
+        coord.SetCoordinateSystemToViewport()
+        mapper.SetTransformCoordinate(coord)
+        self.scale_bar = vtkActor2D()
+        self.scale_bar.SetMapper(mapper)
+        self.scale_bar.GetProperty().SetColor(*TEXT_COLOR)
+        self.scale_bar.GetProperty().SetLineWidth(2)
+        self.scale_bar.SetPickable(False)
+        renderer.AddViewProp(self.scale_bar)
+        self.scale_bar_mm = 0.0
+        self.scale_bar_px = 0.0
+        self._has_image = False
+
+    # ------------------------------------------------------------------ content
+    def set_text(self, name: str, text: str) -> None:
+        a = self.texts[name]
+        if a.GetInput() != text:
+            a.SetInput(text)
+
+    def text(self, name: str) -> str:
+        return self.texts[name].GetInput() or ""
+
+    def set_letters(self, letters: dict[str, str]) -> None:
+        for edge in ("left", "right", "top", "bottom"):
+            self.set_text(edge, letters.get(edge, ""))
+
+    def set_has_image(self, has: bool) -> None:
+        self._has_image = bool(has)
+        for name in ("series", "slice", "window", "left", "right", "top", "bottom", "scale"):
+            self.texts[name].SetVisibility(self._has_image)
+        self.scale_bar.SetVisibility(self._has_image)
+
+    def set_visible(self, visible: bool) -> None:
+        """Show/hide everything except the research-use notice (which always stays)."""
+        for name, a in self.texts.items():
+            if name != "notice":
+                a.SetVisibility(bool(visible) and self._has_image)
+        self.scale_bar.SetVisibility(bool(visible) and self._has_image)
+
+    # ------------------------------------------------------------------ layout
+    def layout(self, width: int, height: int, mm_per_px: float) -> None:
+        """Place every overlay for a viewport of `width`×`height` px showing `mm_per_px` mm per pixel."""
+        m = self.MARGIN
+        w, h = float(width), float(height)
+        t = self.texts
+        t["series"].SetPosition(m, h - m)
+        line = t["series"].GetTextProperty().GetFontSize() + 6
+        t["slice"].SetPosition(m, h - m - (line if t["series"].GetInput() else 0))
+        t["window"].SetPosition(w - m, h - m)
+        t["left"].SetPosition(m, h / 2)
+        t["right"].SetPosition(w - m, h / 2)
+        t["top"].SetPosition(w / 2, h - m)
+        t["bottom"].SetPosition(w / 2, m + line + 2)  # above the notice / scale-bar row
+        t["notice"].SetPosition(w - m, m)
+        self._layout_scale_bar(w, h, mm_per_px)
+
+    def _layout_scale_bar(self, w: float, h: float, mm_per_px: float) -> None:
+        if not (mm_per_px > 0) or w <= 0:
+            return
+        length_mm = scale_bar_length(self.SCALE_FRACTION * w * mm_per_px)
+        length_px = length_mm / mm_per_px
+        x0 = self.MARGIN + 4.0
+        y = self.MARGIN + 20.0
+        pts = ((x0, y + 5), (x0, y), (x0 + length_px, y), (x0 + length_px, y + 5))
+        for i, (x, yy) in enumerate(pts):
+            self._bar_points.SetPoint(i, x, yy, 0.0)
+        self._bar_points.Modified()
+        self.set_text("scale", f"{format_number(length_mm)} mm")
+        self.texts["scale"].SetPosition(x0 + length_px / 2.0, self.MARGIN)
+        self.scale_bar_mm = length_mm
+        self.scale_bar_px = length_px
+
+    def remove(self) -> None:
+        for a in self.texts.values():
+            self.renderer.RemoveViewProp(a)
+        self.renderer.RemoveViewProp(self.scale_bar)
