@@ -90,3 +90,29 @@ def checkerboard(a: np.ndarray, b: np.ndarray, tiles: int = 8) -> np.ndarray:
     j, i = np.mgrid[0:rows, 0:cols]
     mask = ((i * tiles // max(cols, 1)) + (j * tiles // max(rows, 1))) % 2 == 0
     return np.where(mask, a, b)
+
+
+def resample_volume(source: Volume, target_affine: np.ndarray, target_shape: tuple[int, int, int], *,
+                    transform: np.ndarray | None = None, order: int = 1, fill: float = 0.0) -> Volume:
+    """`source` resampled onto another voxel grid (float32).
+
+    `target_affine`/`target_shape` describe the grid (index → LPS, (slices, rows, columns));
+    `transform` (4×4) maps a point of the target's patient space into the source's patient space
+    (e.g. a follow-up grid with visit → baseline, to show the baseline on the follow-up's slices).
+    Points outside the source get `fill`. Processed slice by slice to bound memory.
+    """
+    target_affine = np.asarray(target_affine, float)
+    m = target_affine if transform is None else np.asarray(transform, float) @ target_affine
+    to_src = np.linalg.inv(source.affine) @ m  # target index → source index
+    ns, nr, nc = (int(v) for v in target_shape)
+    out = np.empty((ns, nr, nc), dtype=np.float32)
+    src = np.asarray(source.array, dtype=np.float32)
+    r, c = np.mgrid[0:nr, 0:nc]
+    base = np.stack([c.ravel(), r.ravel(), np.zeros(r.size), np.ones(r.size)]).astype(np.float64)
+    for k in range(ns):
+        base[2] = k
+        ijk = to_src[:3] @ base  # (column, row, slice) in the source
+        coords = np.stack([ijk[2], ijk[1], ijk[0]])
+        out[k] = ndimage.map_coordinates(src, coords, order=order, mode="constant", cval=fill,
+                                         prefilter=order > 1).reshape(nr, nc)
+    return Volume(out, target_affine.copy(), info=source.info, warnings=list(source.warnings))

@@ -81,3 +81,23 @@ def test_checkerboard_alternates():
     assert cb[0, 0] == 0 and cb[0, 7] == 1 and cb[7, 0] == 1 and cb[7, 7] == 0
     with pytest.raises(ValueError):
         checkerboard(a, np.ones((4, 4)))
+
+
+def test_resample_volume_through_a_transform():
+    from discviewer.reslice import resample_volume
+
+    src = linear_volume(sag_affine())
+    # target grid: an axial grid covering part of the source; target space shifted by t
+    tgt_aff = np.eye(4)
+    tgt_aff[:3, :3] = np.diag([0.7, 0.7, 1.3])
+    tgt_aff[:3, 3] = [-2.0, -3.0, 0.0]
+    t = np.eye(4)
+    t[:3, 3] = [1.0, 2.0, -1.0]  # target point + t = source point
+    out = resample_volume(src, tgt_aff, (4, 6, 5), transform=t, fill=np.nan)
+    assert out.shape == (4, 6, 5) and np.allclose(out.affine, tgt_aff)
+    k, r, c = np.indices(out.shape)
+    pts = np.stack([c, r, k], -1).reshape(-1, 3) @ tgt_aff[:3, :3].T + tgt_aff[:3, 3] + t[:3, 3]
+    vals = out.array.reshape(-1)
+    ok = ~np.isnan(vals)
+    assert ok.sum() > 20
+    np.testing.assert_allclose(vals[ok], f(pts[ok].T), rtol=1e-5, atol=1e-3)
