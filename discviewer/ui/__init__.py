@@ -2,7 +2,7 @@
 
 UI layer: may import core (`discviewer.*`), `discviewer.render`, PySide6 and pyqtgraph.
 Modules: `app` (QApplication setup, `run`), `main_window` (`MainWindow`), `study_browser`
-(`StudyBrowserPanel`), `slice_view` (`SliceView`), `workers` (background scan/load jobs),
+(`StudyBrowserPanel`), `workers` (background scan/load jobs),
 `pgsetup` (the one place that imports pyqtgraph with the right settings).
 
 Display math (orientation letters, auto window, scale bar) lives in core: `discviewer.display`.

@@ -16,7 +16,6 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from discviewer.ui import pgsetup  # noqa: F401 - must precede any other pyqtgraph import
 from PySide6 import QtCore, QtWidgets
 
 import discviewer
@@ -25,8 +24,11 @@ from discviewer.ui.workers import LoadFn, ScanFn, default_scan
 
 
 def create_app(argv: Sequence[str] | None = None) -> QtWidgets.QApplication:
-    """The running QApplication, created (named "discviewer") if there is none."""
-    pgsetup.configure()
+    """The running QApplication, created (named "discviewer") if there is none.
+
+    pyqtgraph is not imported here (it costs ~0.5 s at start-up); widgets that use it import
+    `discviewer.ui.pgsetup` first.
+    """
     app = QtWidgets.QApplication.instance()
     if app is None:
         app = QtWidgets.QApplication(list(argv) if argv is not None else sys.argv[:1])
@@ -83,7 +85,7 @@ def _install_screenshot_hook(app: QtWidgets.QApplication, window: MainWindow, ta
         done["flag"] = True
         app.processEvents()
         Path(target).parent.mkdir(parents=True, exist_ok=True)
-        ok = window.grab().save(target)
+        ok = window.grab_with_views().save(target)
         print(f"discviewer: screenshot {'saved to' if ok else 'FAILED for'} {target}", file=sys.stderr)
         window.shutdown()
         app.exit(code if ok else 3)

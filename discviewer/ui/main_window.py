@@ -1,10 +1,12 @@
-"""`MainWindow`: study browser on the left, slice view on the right, status bar below.
+"""`MainWindow`: study browser on the left, the reading area (VTK viewports) on the right.
 
 Flow: `open_path(s)` scans in a background `Job` behind a window-modal `QProgressDialog`
 (files done/total, Cancel works; the event loop keeps running); the browser fills, problems
-are counted in the status bar and listed in the browser. Selecting a series loads it in a
-second `Job` and shows its middle slice. A result is applied only if its job is still the
-current one (a newer open/selection makes older results stale; they are dropped).
+are counted in the status bar and listed in the browser, and a `Study` (patients → visits →
+series with roles) is built. Selecting a series shows it (middle slice first, then the whole
+series from a background job); "Hang visits" puts every visit side by side, linked. The
+`ReviewController` owns what the reading area shows; this window owns menus, toolbar, status
+bar and scanning. A result is applied only if its job is still the current one.
 
 The scan and load functions are injectable (`scan_fn(path, *, progress, cancel)`,
 `load_fn(candidate, *, progress)`); by default they are `discviewer.io.scan` / `load`.
@@ -14,14 +16,16 @@ from __future__ import annotations
 import os
 from typing import Any, Sequence
 
+import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
 import discviewer
-from discviewer.ui.slice_view import CursorSample, SliceView
-from discviewer.ui.recent import RecentPaths
-from discviewer.ui.study_browser import StudyBrowserPanel, candidate_label
 from discviewer.display import format_number
-from discviewer.ui.workers import Job, LoadFn, ScanFn, make_load_job, make_scan_job
+from discviewer.ui.recent import RecentPaths
+from discviewer.ui.review_controller import ReviewController
+from discviewer.ui.review_panel import ReviewPanel
+from discviewer.ui.study_browser import StudyBrowserPanel, candidate_label
+from discviewer.ui.workers import Job, LoadFn, ScanFn, make_scan_job
 
 Qt = QtCore.Qt
 
@@ -53,7 +57,6 @@ class MainWindow(QtWidgets.QMainWindow):
         self.auto_select = auto_select
         self._jobs: set[Job] = set()
         self._scan_job: Job | None = None
-        self._load_job: Job | None = None
         self.scan_result: Any = None
         self.current_candidate: Any = None  # candidate whose volume is displayed
         self.progress_dialog: QtWidgets.QProgressDialog | None = None
@@ -61,25 +64,39 @@ class MainWindow(QtWidgets.QMainWindow):
         self.settings = settings if settings is not None else QtCore.QSettings()
         self.recent = RecentPaths(self.settings)
 
+        self.study = None
         self.browser = StudyBrowserPanel()
-        self.slice_view = SliceView()
-        self.slice_view.setAcceptDrops(False)
-        self.slice_view.viewport().setAcceptDrops(False)
+        self.review = ReviewPanel()
+        self.review.setAcceptDrops(False)
+        self.controller = ReviewController(self.review, load_fn=load_fn, parent=self)
+        self.volume_dock: QtWidgets.QDockWidget | None = None
+        self.volume_view = None
         splitter = QtWidgets.QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(self.browser)
-        splitter.addWidget(self.slice_view)
+        splitter.addWidget(self.review)
         splitter.setStretchFactor(0, 0)
         splitter.setStretchFactor(1, 1)
-        splitter.setSizes([430, 850])
+        splitter.setSizes([380, 900])
         self.splitter = splitter
         self.setCentralWidget(splitter)
 
         self._build_status_bar()
         self._build_menus()
+        self._build_review_actions()
 
         self.browser.series_selected.connect(self._on_series_selected)
-        self.slice_view.cursor_moved.connect(self._on_cursor_moved)
-        self.slice_view.slice_changed.connect(self._on_slice_changed)
+        self.review.cursor_moved.connect(self._on_cursor_moved)
+        self.review.slice_changed.connect(self._on_slice_changed)
+        self.review.active_changed.connect(self._on_active_changed)
+        self.controller.status.connect(lambda m: self.statusBar().showMessage(m, 6000))
+        self.controller.volume_shown.connect(self._on_volume_shown)
+        self.controller.load_failed.connect(self._on_load_failed)
+        self.controller.mode_changed.connect(self._on_mode_changed)
+
+    @property
+    def slice_view(self):
+        """The active viewport's slice view (None before anything is shown)."""
+        return self.review.active_view()
 
     # ------------------------------------------------------------------ construction
     def _build_status_bar(self) -> None:
@@ -89,11 +106,13 @@ class MainWindow(QtWidgets.QMainWindow):
         self.slice_label = QtWidgets.QLabel("")
         self.series_label = QtWidgets.QLabel("")
         self.problems_label = QtWidgets.QLabel("")
+        self.mode_label = QtWidgets.QLabel("")
+        self.mode_label.setStyleSheet("color: #d04040; font-weight: bold;")
         self.load_progress = QtWidgets.QProgressBar()
         self.load_progress.setMaximumWidth(140)
         self.load_progress.setTextVisible(False)
         self.load_progress.hide()
-        for w in (self.load_progress, self.cursor_label, self.slice_label, self.series_label,
+        for w in (self.load_progress, self.mode_label, self.cursor_label, self.slice_label, self.series_label,
                   self.problems_label):
             if isinstance(w, QtWidgets.QLabel):
                 w.setContentsMargins(10, 0, 10, 0)
@@ -113,6 +132,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.quit_action = file_menu.addAction("&Quit", self.close)
         self.quit_action.setShortcut(QtGui.QKeySequence.StandardKey.Quit)
         help_menu = self.menuBar().addMenu("&Help")
+        self.help_menu = help_menu
         self.about_action = help_menu.addAction("&About discviewer", self.show_about)
 
     # ------------------------------------------------------------------ menu actions
@@ -253,7 +273,12 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def apply_scan_result(self, result: Any) -> None:
         """Show a `ScanResult` in the browser (and select the first series if `auto_select`)."""
+        from discviewer.study import Study
+
         self.scan_result = result
+        self.study = Study.from_scan(result)
+        self.controller.set_study(self.study)
+        self.current_candidate = None
         self.browser.set_scan_result(result)
         n_prob = len(result.problems)
         self.problems_label.setText(f"Problems: {n_prob}" if n_prob else "")
@@ -268,81 +293,219 @@ class MainWindow(QtWidgets.QMainWindow):
             if first is not None:
                 self.browser.select_candidate(first)
 
-    # ------------------------------------------------------------------ loading
-    def _on_series_selected(self, candidate: Any) -> None:
-        if candidate is self.current_candidate and self._load_job is None:
-            return
-        if self._load_job is not None and getattr(self._load_job, "candidate", None) is candidate:
-            return
-        self.load_candidate(candidate)
+    # ------------------------------------------------------------------ review actions
+    def _build_review_actions(self) -> None:
+        tb = self.addToolBar("Review")
+        tb.setObjectName("review-toolbar")
+        tb.setMovable(False)
+        menu = QtWidgets.QMenu("&View", self)
+        self.menuBar().insertMenu(self.help_menu.menuAction(), menu)
+        self.actions_by_name: dict[str, QtGui.QAction] = {}
 
-    def load_candidate(self, candidate: Any) -> Job:
-        """Load `candidate` in the background and show its middle slice when done."""
-        if self._load_job is not None:
-            self._load_job.cancel()  # stale from now on
-        job = make_load_job(candidate, self._load_fn, parent=self)
-        job.progressed.connect(self._on_load_progress)
-        job.succeeded.connect(self._on_load_succeeded)
-        job.failed.connect(self._on_load_failed)
-        self._track(job)
-        self._load_job = job
-        self.load_progress.setRange(0, 0)
-        self.load_progress.show()
-        self.statusBar().showMessage(f"Loading {candidate_label(candidate)}…")
-        job.start()
-        return job
+        def act(name, text, slot, shortcut=None, checkable=False, tip="", toolbar=True):
+            a = QtGui.QAction(text, self)
+            if shortcut:
+                a.setShortcut(QtGui.QKeySequence(shortcut))
+                a.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+            a.setCheckable(checkable)
+            a.setToolTip(f"{tip or text} ({shortcut})" if shortcut else (tip or text))
+            a.triggered.connect(slot)
+            self.addAction(a)
+            menu.addAction(a)
+            if toolbar:
+                tb.addAction(a)
+            self.actions_by_name[name] = a
+            return a
+
+        act("hang", "Hang visits", lambda: self.controller.hang(self._chosen_protocol()), "H",
+            tip="All visits of this patient side by side, linked")
+        self.protocol_combo = QtWidgets.QComboBox()
+        for p in self.controller.protocols:
+            self.protocol_combo.addItem(p.name, p)
+        self.protocol_combo.setToolTip("Hanging protocol (resources/hanging/*.json)")
+        tb.addWidget(self.protocol_combo)
+        tb.addSeparator()
+        act("mpr", "MPR", lambda: self.controller.show_mpr(), "M", tip="Sagittal, coronal and axial of this series")
+        for plane, text, key in (("sag", "Sag", "Alt+S"), ("cor", "Cor", "Alt+C"), ("ax", "Ax", "Alt+A")):
+            act(f"plane_{plane}", text, lambda _=False, p=plane: self.controller.set_plane(p), key,
+                tip=f"Show the {text.lower()} plane (reformat where acquired otherwise)")
+        self.echo_combo = QtWidgets.QComboBox()
+        self.echo_combo.setToolTip("Echo (multi-echo series)")
+        self.echo_combo.setEnabled(False)
+        self.echo_combo.activated.connect(lambda i: self.controller.set_echo(i))
+        tb.addWidget(self.echo_combo)
+        tb.addSeparator()
+        menu.addSeparator()
+        self.link_actions = {}
+        for name, text in (("slice", "Link slice"), ("view", "Link zoom/pan"), ("window", "Link W/L")):
+            a = act(f"link_{name}", text, lambda on, n=name: self.review.links.set_enabled(n, on),
+                    checkable=True, tip=f"{text} across visits", toolbar=False)
+            a.setChecked(True)
+            self.link_actions[name] = a
+        act("link_all", "Link", self._toggle_links, "L", checkable=True,
+            tip="Link slice, zoom/pan and window/level across visits").setChecked(True)
+        tb.addSeparator()
+        act("flicker", "Flicker", self.controller.toggle_flicker, "F",
+            tip="Toggle each follow-up with the baseline resampled onto its slices")
+        act("difference", "Difference", lambda: self.controller.set_mode(
+            "normal" if self.controller.mode == "difference" else "difference"), "D",
+            checkable=True, tip="Follow-up − baseline (each in units of its own intensity range)")
+        act("prev_visit", "◀ Visit", lambda: self.controller.step_visit(-1), "[", tip="Previous visit")
+        act("next_visit", "Visit ▶", lambda: self.controller.step_visit(1), "]", tip="Next visit")
+        tb.addSeparator()
+        act("linear", "Smooth", self._toggle_interpolation, checkable=True,
+            tip="Linear interpolation (off: nearest, shows the real voxels)").setChecked(True)
+        act("crosshair", "Crosshair", self._toggle_scheme, "X", checkable=True,
+            tip="Left-drag places a crosshair (research scheme) instead of window/level")
+        act("volume3d", "3D", self.show_3d, "Ctrl+3", tip="Volume rendering of the active series")
+        menu.addSeparator()
+        wl = menu.addMenu("Window/level presets")
+        for name, rel in (("Auto (1st–99th percentile)", None), ("Full range", "full"),
+                          ("Narrow (half range)", (0.5, 0.5)), ("Wide (1.5× range)", (0.5, 1.5))):
+            wl.addAction(name, lambda r=rel: self._apply_wl_preset(r))
+
+    def _chosen_protocol(self):
+        return self.protocol_combo.currentData()
+
+    def _toggle_links(self, on: bool) -> None:
+        self.review.links.set_all(on)
+        for a in self.link_actions.values():
+            a.setChecked(on)
+        self.statusBar().showMessage("Visits linked" if on else "Visits unlinked", 3000)
+
+    def _toggle_interpolation(self, on: bool) -> None:
+        for f in self.review.view_frames():
+            f.view.set_interpolation("linear" if on else "nearest")
+
+    def _toggle_scheme(self, on: bool) -> None:
+        for f in self.review.view_frames():
+            f.view.set_mouse_scheme("crosshair" if on else "pacs")
+
+    def _apply_wl_preset(self, rel) -> None:
+        from discviewer.linking import IntensityNormalizer
+
+        view = self.slice_view
+        if view is None or view.volume is None:
+            return
+        if rel is None:
+            view.set_window(*view.auto_window_values())
+        elif rel == "full":
+            lo, hi = float(view.volume.array.min()), float(view.volume.array.max())
+            view.set_window((lo + hi) / 2, max(hi - lo, 1e-6))
+        else:
+            view.set_window(*IntensityNormalizer.from_array(view.volume).from_relative(*rel))
+
+    def show_3d(self) -> None:
+        """Open (or update) the 3-D view dock with the active viewport's volume."""
+        view = self.slice_view
+        if view is None or view.volume is None:
+            self.statusBar().showMessage("Show a series first", 4000)
+            return
+        if self.volume_view is None:
+            from discviewer.ui.volume_view import VolumeView
+
+            self.volume_view = VolumeView()
+            dock = QtWidgets.QDockWidget("3D", self)
+            dock.setObjectName("dock-3d")
+            dock.setWidget(self.volume_view)
+            self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+            self.volume_dock = dock
+        self.volume_dock.show()
+        self.volume_view.set_volume(view.volume)
+        self.volume_view.set_point(view.pipeline.point())
+
+    # ------------------------------------------------------------------ loading / showing
+    def _on_series_selected(self, candidate: Any) -> None:
+        if candidate is self.current_candidate and self.review.mode == "single":
+            return
+        self.show_candidate(candidate)
+
+    def show_candidate(self, candidate: Any) -> None:
+        self.current_candidate = candidate
+        self.controller.show_candidate(candidate)
+        self.series_label.setText(candidate_label(candidate))
+        self._update_echo_combo()
+
+    def load_candidate(self, candidate: Any) -> None:
+        """Show `candidate` (kept for callers of the first window's API)."""
+        self.show_candidate(candidate)
 
     def is_loading(self) -> bool:
-        return self._load_job is not None
+        return self.controller.is_loading()
 
-    def _is_current_load(self, request_id: int) -> bool:
-        return self._load_job is not None and self._load_job.request_id == request_id
+    def _update_echo_combo(self) -> None:
+        f = self.review.active
+        entry = self.controller.locate(f.candidate)[2] if f is not None and f.candidate is not None else None
+        combo = self.echo_combo
+        combo.blockSignals(True)
+        combo.clear()
+        if entry is not None and entry.n_echoes > 1:
+            for te in entry.echo_times:
+                combo.addItem(f"TE {te:g} ms" if te is not None else "echo")
+            combo.setCurrentIndex(entry.echoes.index(f.candidate) if f.candidate in entry.echoes else 0)
+            combo.setEnabled(True)
+        else:
+            combo.setEnabled(False)
+        combo.blockSignals(False)
 
-    def _on_load_progress(self, request_id: int, done: int, total: int) -> None:
-        if self._is_current_load(request_id):
-            self.load_progress.setRange(0, max(total, 1))
-            self.load_progress.setValue(done)
+    def _on_active_changed(self, frame) -> None:
+        if frame is not None and frame.candidate is not None:
+            self.series_label.setText(frame.title)
+            self._update_echo_combo()
+        view = frame.view if frame is not None else None
+        if view is not None and view.volume is not None:
+            self.slice_label.setText(f"Slice {view.slice_index + 1}/{view.slice_count}")
 
-    def _on_load_succeeded(self, request_id: int, volume: Any) -> None:
-        if not self._is_current_load(request_id):
-            return
-        candidate = self._load_job.candidate
-        self._load_job = None
-        self.load_progress.hide()
-        self.show_volume(volume, candidate)
+    def _on_volume_shown(self, frame, volume) -> None:
+        if frame is self.review.active:
+            warnings = list(getattr(volume, "warnings", []) or [])
+            self.series_label.setToolTip("\n".join(warnings))
+            msg = f"Showing {frame.title}"
+            if warnings:
+                msg += f" — {len(warnings)} warning{'s' if len(warnings) != 1 else ''}: {warnings[0]}"
+            self.statusBar().showMessage(msg, 8000)
+            self._on_active_changed(frame)
+        self.volume_shown.emit(volume)
 
-    def _on_load_failed(self, request_id: int, message: str) -> None:
-        if not self._is_current_load(request_id):
-            return
-        self._load_job = None
-        self.load_progress.hide()
+    def _on_load_failed(self, message: str) -> None:
         summary = message.split("\n\n", 1)[0]
         self.statusBar().showMessage(f"Load failed: {summary}")
         self._show_error("Could not load series", summary, message)
         self.load_failed.emit(message)
 
-    def show_volume(self, volume: Any, candidate: Any = None) -> None:
-        """Display `volume` (middle slice, auto window)."""
-        self.current_candidate = candidate
-        label = candidate_label(candidate) if candidate is not None else (
-            volume.info.series_description or "")
-        self.slice_view.set_volume(volume, label=label)
-        self.series_label.setText(label)
-        warnings = list(getattr(volume, "warnings", []) or [])
-        self.series_label.setToolTip("\n".join(warnings))
-        msg = f"Showing {label}"
-        if warnings:
-            msg += f" — {len(warnings)} warning{'s' if len(warnings) != 1 else ''}: {warnings[0]}"
-        self.statusBar().showMessage(msg, 8000)
-        self.slice_view.setFocus()
-        self.volume_shown.emit(volume)
+    def _on_mode_changed(self, mode: str) -> None:
+        self.actions_by_name["difference"].setChecked(mode == "difference")
+        self.mode_label.setText({"normal": "", "flicker": "FLICKER", "difference": "DIFFERENCE"}[mode])
 
     # ------------------------------------------------------------------ status bar
-    def _on_slice_changed(self, k: int) -> None:
-        self.slice_label.setText(f"Slice {k + 1}/{self.slice_view.slice_count}")
+    def _on_slice_changed(self, frame, k: int) -> None:
+        if frame is self.review.active and frame.view is not None:
+            self.slice_label.setText(f"Slice {k + 1}/{frame.view.slice_count}")
 
-    def _on_cursor_moved(self, sample: CursorSample | None) -> None:
-        self.cursor_label.setText(format_cursor(sample))
+    def _on_cursor_moved(self, frame, lps, value) -> None:
+        self.cursor_label.setText(format_cursor(lps, value, frame.title if frame is not None else ""))
+
+    # ------------------------------------------------------------------ capture
+    def grab_with_views(self) -> QtGui.QImage:
+        """The window as an image, with every VTK view painted from its own render
+        (`QWidget.grab()` cannot read VTK's OpenGL surface — DESIGN.md §5)."""
+        img = self.grab().toImage().convertToFormat(QtGui.QImage.Format.Format_RGB888)
+        painter = QtGui.QPainter(img)
+        try:
+            views = [f.view for f in self.review.view_frames() if f.isVisible()]
+            if self.volume_view is not None and self.volume_view.isVisible():
+                views.append(self.volume_view)
+            for v in views:
+                rgb = v.capture() if hasattr(v, "capture") else v.grab_image()
+                h, w = rgb.shape[:2]
+                buf = np.ascontiguousarray(rgb[..., :3])
+                q = QtGui.QImage(buf.data, w, h, 3 * w, QtGui.QImage.Format.Format_RGB888).copy()
+                target = getattr(v, "vtk_widget", v)
+                top_left = target.mapTo(self, QtCore.QPoint(0, 0))
+                painter.drawImage(QtCore.QRect(top_left, target.size()), q)
+        finally:
+            painter.end()
+        return img
 
     # ------------------------------------------------------------------ errors / lifetime
     def _show_error(self, title: str, summary: str, details: str) -> None:
@@ -367,9 +530,10 @@ class MainWindow(QtWidgets.QMainWindow):
     def shutdown(self, timeout_ms: int = 10000) -> None:
         """Cancel every job and wait for its thread (called on close)."""
         self.cancel_scan()
-        if self._load_job is not None:
-            self._load_job.cancel()
-            self._load_job = None
+        self.controller.shutdown()
+        self.review.shutdown()
+        if self.volume_view is not None:
+            self.volume_view.shutdown()
         for job in list(self._jobs):
             job.cancel()
             job.wait(timeout_ms)
@@ -380,10 +544,10 @@ class MainWindow(QtWidgets.QMainWindow):
         super().closeEvent(ev)
 
 
-def format_cursor(sample: CursorSample | None) -> str:
-    """Status-bar text for the voxel under the mouse."""
-    if sample is None:
+def format_cursor(lps, value, title: str = "") -> str:
+    """Status-bar text for the point under the mouse (patient coordinates, LPS mm)."""
+    if lps is None:
         return ""
-    x, y, z = sample.patient
-    return (f"LPS ({x:.1f}, {y:.1f}, {z:.1f}) mm  ·  voxel [{sample.column}, {sample.row}, {sample.slice}]"
-            f"  ·  value {format_number(sample.value)}")
+    x, y, z = lps
+    text = f"LPS ({x:.1f}, {y:.1f}, {z:.1f}) mm  ·  value {format_number(value) if value is not None else '—'}"
+    return f"{text}  ·  {title}" if title else text

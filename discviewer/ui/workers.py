@@ -51,6 +51,7 @@ class Job(QtCore.QThread):
     succeeded = QtCore.Signal(int, object)  # (request_id, result)
     failed = QtCore.Signal(int, str)  # (request_id, message)
     cancelled = QtCore.Signal(int)  # (request_id)
+    item_ready = QtCore.Signal(int, object, object)  # (request_id, key, result) — multi-item jobs
 
     PROGRESS_INTERVAL_S = 0.05
 
@@ -154,4 +155,40 @@ def make_load_job(candidate: Any, load_fn: LoadFn | None = None,
 
     job = Job(fn, kind="load", parent=parent)
     job.candidate = candidate
+    return job
+
+
+def make_multi_load_job(candidates: Sequence[Any], load_fn: LoadFn | None = None, *, cache: Any = None,
+                        parent: QtCore.QObject | None = None) -> Job:
+    """A job that loads several candidates in turn, emitting `item_ready(request_id, candidate, volume)`
+    as each one is ready (so every viewport fills as soon as its own series is loaded).
+
+    `cache` (a `discviewer.volume_cache.VolumeCache`) is consulted first and filled. A candidate that
+    fails is emitted with its error message (a `str`) instead of a volume; the others still load.
+    Returns {index: volume or message}.
+    """
+    load = load_fn or default_load
+    todo = list(candidates)
+    job: Job
+
+    def fn(progress: ProgressFn, cancel: CancelFn):
+        out = {}
+        for i, cand in enumerate(todo):
+            if cancel():
+                break
+            try:
+                vol = cache.get(cand) if cache is not None else None
+                if vol is None:
+                    vol = load(cand, progress=None)
+                    if cache is not None:
+                        cache.put(cand, vol)
+            except Exception as exc:  # one broken series never stops the others
+                vol = f"{type(exc).__name__}: {exc}"
+            out[i] = vol
+            job.item_ready.emit(job.request_id, cand, vol)
+            progress(i + 1, len(todo))
+        return out
+
+    job = Job(fn, kind="multi-load", parent=parent)
+    job.candidates = todo
     return job

@@ -35,11 +35,11 @@ def test_run_window_on_real_sagittal_series(qtbot, qapp, hfs):
         assert qapp.applicationName() == "discviewer"
         assert view.slice_count == 35 and view.slice_index == 17  # middle sagittal slice
         assert view.orientation_labels() == {"left": "A", "right": "P", "top": "S", "bottom": "I"}
-        rect = view.image_rect_mm()
+        u0, u1, v0, v1 = view.pipeline.image_bounds()
         col_mm, row_mm, _ = view.volume.spacing
-        assert rect.width() == pytest.approx(256 * col_mm) and rect.height() == pytest.approx(256 * row_mm)
+        assert u1 - u0 == pytest.approx(256 * col_mm) and v1 - v0 == pytest.approx(256 * row_mm)
         assert window.browser.first_loadable() is window.current_candidate
-        assert view.overlays["notice"].isVisible()
+        assert view.overlay_text("notice") == discviewer.RESEARCH_USE_NOTICE
         c, w = view.window()
         lo, hi = np.percentile(view.volume.array, [1, 99])
         assert (c, w) == pytest.approx(((lo + hi) / 2, hi - lo), rel=0.02)

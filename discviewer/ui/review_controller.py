@@ -1,0 +1,427 @@
+"""`ReviewController`: what the reading area shows, and how it gets there.
+
+Owns the review workflow on top of a `ReviewPanel`: a single series (one viewport, or the three
+MPR planes with a shared crosshair), hanging all visits of a patient by a protocol, plane and
+echo changes, next/previous visit, and the comparison modes against baseline — flicker (the
+baseline resampled onto each follow-up's own slices, toggled) and difference (follow-up minus
+baseline in gain-independent units). Loading: every viewport first shows its middle slice
+(one frame, read at once), then its whole series from a background job; loaded volumes are kept
+in a memory-bounded `VolumeCache`. The link between visits goes through the per-visit
+transforms of `panel.links.transforms` (identity until registration provides real ones).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from PySide6 import QtCore
+
+from discviewer.hanging import HangingProtocol, apply_layout, builtin_protocols
+from discviewer.linking import IntensityNormalizer, TransformSet
+from discviewer.reslice import resample_volume
+from discviewer.study import Study
+from discviewer.volume import Volume
+from discviewer.volume_cache import VolumeCache
+from discviewer.ui.review_panel import ReviewPanel, ViewportFrame
+from discviewer.ui.workers import Job, LoadFn, make_multi_load_job
+
+MPR_PLANES = ("sag", "cor", "ax")
+MODES = ("normal", "flicker", "difference")
+
+
+def _first_slice(candidate):
+    """The middle slice as a 1-slice Volume (for the first image on screen), or None."""
+    try:
+        from discviewer.io import load_slice
+
+        if not candidate.private.get("headers") and not candidate.private.get("nifti"):
+            return None
+        return load_slice(candidate, candidate.slice_count // 2)
+    except Exception:
+        return None
+
+
+class ReviewController(QtCore.QObject):
+    status = QtCore.Signal(str)
+    volume_shown = QtCore.Signal(object, object)  # (frame, Volume) — a full volume is on screen
+    all_loaded = QtCore.Signal()
+    load_failed = QtCore.Signal(str)
+    mode_changed = QtCore.Signal(str)
+
+    def __init__(self, panel: ReviewPanel, *, load_fn: LoadFn | None = None, cache: VolumeCache | None = None,
+                 parent: QtCore.QObject | None = None) -> None:
+        super().__init__(parent)
+        self.panel = panel
+        self.load_fn = load_fn
+        self.cache = cache or VolumeCache()
+        self.study: Study | None = None
+        self.protocols: list[HangingProtocol] = builtin_protocols()
+        self.protocol: HangingProtocol | None = self.protocols[0] if self.protocols else None
+        self.mode = "normal"
+        self.flicker_on = False  # in flicker mode: True while the baseline is shown
+        self._job: Job | None = None
+        self._jobs: set[Job] = set()
+        self._pending: dict[int, list[ViewportFrame]] = {}  # id(candidate) → frames waiting for it
+        self._own: dict[int, Volume] = {}  # id(frame) → the frame's own full volume
+        self._compare: dict[int, tuple[Volume, Volume]] = {}  # id(frame) → (baseline on grid, difference)
+        self._last_single: tuple[Any, str] | None = None
+
+    # ------------------------------------------------------------------ study
+    @property
+    def transforms(self) -> TransformSet:
+        return self.panel.links.transforms
+
+    def set_study(self, study: Study | None) -> None:
+        self.study = study
+        baseline = None
+        if study is not None and study.patients and study.patients[0].baseline is not None:
+            baseline = study.patients[0].baseline.id
+        self.panel.links.transforms = TransformSet(baseline)
+        self.cache.clear()
+        self.panel.clear()
+        self._own.clear()
+        self._compare.clear()
+        self.mode = "normal"
+
+    def locate(self, candidate):
+        """(patient, visit, entry, echo index) of a candidate in the study, or Nones."""
+        if self.study is None:
+            return None, None, None, None
+        for p in self.study.patients:
+            for v in p.visits:
+                for e in v.series:
+                    for i, c in enumerate(e.echoes):
+                        if c is candidate:
+                            return p, v, e, i
+        return None, None, None, None
+
+    def _title(self, visit, entry, echo_index, plane) -> str:
+        """Viewport title: visit label (day) · series description · TE (multi-echo) · plane if reformatted."""
+        parts = []
+        if visit is not None:
+            parts.append(visit.label + (f" (day {visit.days})" if visit.days else ""))
+        if entry is not None:
+            parts.append(entry.description or str(getattr(entry.role, "value", entry.role)))
+            te = entry.echo_times[echo_index] if echo_index is not None else None
+            if entry.n_echoes > 1 and te is not None:
+                parts.append(f"TE {te:g} ms")
+            if plane and entry.plane and plane != entry.plane:
+                parts.append(f"{plane} reformat")
+        return " · ".join(parts)
+
+    # ------------------------------------------------------------------ showing
+    def show_candidate(self, candidate, plane: str | None = None) -> list[ViewportFrame]:
+        """One viewport with `candidate` (in its acquired plane unless `plane` is given)."""
+        patient, visit, entry, echo = self.locate(candidate)
+        plane = plane or (entry.plane if entry is not None and entry.plane in MPR_PLANES else "sag")
+        self._last_single = (candidate, plane)
+        cells = [dict(row=0, col=0, plane=plane, visit_id=visit.id if visit else "", candidate=candidate,
+                      visit=visit, title=self._title(visit, entry, echo, plane))]
+        frames = self.panel.build(cells, 1, 1, mode="single")
+        self._reset_mode()
+        self._load(frames)
+        return frames
+
+    def show_mpr(self, candidate=None) -> list[ViewportFrame]:
+        """The three planes of one series side by side, linked by a shared crosshair."""
+        candidate = candidate or self.current_candidate()
+        if candidate is None:
+            return []
+        patient, visit, entry, echo = self.locate(candidate)
+        vid = visit.id if visit else ""
+        cells = [dict(row=0, col=i, plane=pl, visit_id=vid, candidate=candidate, visit=visit,
+                      title=self._title(visit, entry, echo, pl)) for i, pl in enumerate(MPR_PLANES)]
+        frames = self.panel.build(cells, 1, 3, mode="mpr")
+        for f in frames:
+            f.view.set_mouse_scheme("pacs")
+        self._reset_mode()
+        self._load(frames)
+        return frames
+
+    def hang(self, protocol: HangingProtocol | None = None, patient=None) -> list[ViewportFrame]:
+        """All visits of the patient side by side, as the protocol says."""
+        if self.study is None or not self.study.patients:
+            self.status.emit("Nothing to hang: open a study first")
+            return []
+        if protocol is not None:
+            self.protocol = protocol
+        if self.protocol is None:
+            return []
+        if patient is None:
+            cand = self.current_candidate()
+            patient = self.locate(cand)[0] if cand is not None else None
+            patient = patient or self.study.patients[0]
+        layout = apply_layout(self.protocol, patient)
+        cells = []
+        for vp in layout.viewports:
+            vid = vp.visit.id if vp.visit is not None else ""
+            title = self._title(vp.visit, vp.entry, vp.echo_index, vp.plane) if not vp.is_empty else (
+                vp.visit.label if vp.visit is not None else "")
+            cells.append(dict(row=vp.row, col=vp.col, plane=vp.plane, visit_id=vid, visit=vp.visit,
+                              candidate=vp.candidate, title=title,
+                              empty_reason=vp.reason if vp.is_empty else ""))
+        frames = self.panel.build(cells, layout.rows, layout.cols, mode="hanging")
+        self._reset_mode()
+        self._load([f for f in frames if f.view is not None])
+        self.status.emit(f"Hung {len([f for f in frames if f.view])} viewports: {self.protocol.name}")
+        return frames
+
+    def current_candidate(self):
+        f = self.panel.active
+        return f.candidate if f is not None else None
+
+    # ------------------------------------------------------------------ loading
+    def _load(self, frames: list[ViewportFrame]) -> None:
+        if self._job is not None:
+            self._job.cancel()
+        self._pending.clear()
+        todo = []
+        for f in frames:
+            if f.view is None or f.candidate is None:
+                continue
+            cached = self.cache.get(f.candidate)
+            if cached is not None:
+                self._put(f, cached)
+                continue
+            first = _first_slice(f.candidate)
+            if first is not None:
+                f.view.set_volume(first, label=f.title + "  (loading…)")
+            if id(f.candidate) not in self._pending:
+                todo.append(f.candidate)
+            self._pending.setdefault(id(f.candidate), []).append(f)
+        if not todo:
+            self._after_load()
+            return
+        job = make_multi_load_job(todo, self.load_fn, cache=self.cache, parent=self)
+        job.item_ready.connect(self._on_item_ready)
+        job.finished.connect(lambda j=job: self._reap(j))
+        self._jobs.add(job)
+        self._job = job
+        self.status.emit(f"Loading {len(todo)} series…")
+        job.start()
+
+    def _reap(self, job: Job) -> None:
+        self._jobs.discard(job)
+        if self._job is job:
+            self._job = None
+        job.deleteLater()
+
+    def _on_item_ready(self, request_id: int, candidate, volume) -> None:
+        if self._job is None or request_id != self._job.request_id:
+            return
+        frames = self._pending.pop(id(candidate), [])
+        if isinstance(volume, str):
+            for f in frames:
+                f.view.set_label(f"{f.title}\nnot loaded: {volume[:120]}")
+            self.load_failed.emit(volume)
+            return
+        for f in frames:
+            self._put(f, volume)
+        if not self._pending:
+            self._after_load()
+
+    def _put(self, frame: ViewportFrame, volume: Volume) -> None:
+        view = frame.view
+        point = None
+        if self.panel.mode == "mpr":
+            point = volume.index_to_patient(np.array(volume.shape[::-1], float) / 2 - 0.5)
+        view.set_volume(volume, label=frame.title, point=point)
+        self._own[id(frame)] = volume
+        self.volume_shown.emit(frame, volume)
+
+    def _after_load(self) -> None:
+        panel = self.panel
+        panel.link_views()
+        views = [f.view for f in panel.view_frames() if f.view.volume is not None]
+        if panel.mode == "mpr" and views:
+            vol = views[0].volume
+            centre = vol.index_to_patient(np.array(vol.shape[::-1], float) / 2 - 0.5)
+            views[0].point_picked.emit(tuple(centre))
+        elif views and panel.active is not None and panel.active.view in views:
+            panel.links.sync_all_from(panel.active.view)
+        self.all_loaded.emit()
+        self.status.emit("Ready")
+
+    def is_loading(self) -> bool:
+        return self._job is not None
+
+    # ------------------------------------------------------------------ navigation
+    def set_plane(self, plane: str) -> None:
+        """Show `plane` in every viewport (a reformat where the series was acquired otherwise)."""
+        for f in self.panel.view_frames():
+            f.view.set_plane(plane)
+            _, visit, entry, echo = self.locate(f.candidate)
+            if entry is not None:
+                f.title = self._title(visit, entry, echo, plane)
+                f.view.set_label(f.title)
+        if self.panel.mode == "single" and self._last_single is not None:
+            self._last_single = (self._last_single[0], plane)
+        active = self.panel.active_view()
+        if active is not None:
+            self.panel.links.sync_all_from(active)
+
+    def set_echo(self, echo_index: int) -> None:
+        """Show another echo of the series in every viewport that has it (same slice and view)."""
+        frames = []
+        for f in self.panel.view_frames():
+            _, visit, entry, _ = self.locate(f.candidate)
+            if entry is None or entry.n_echoes < 2:
+                continue
+            i = max(-entry.n_echoes, min(echo_index, entry.n_echoes - 1))
+            f.candidate = entry.candidate(i)
+            f.title = self._title(visit, entry, i % entry.n_echoes, f.view.plane)
+            frames.append(f)
+        if frames:
+            self._reset_mode()
+            self._load(frames)
+
+    def step_visit(self, step: int = 1) -> None:
+        """Next/previous visit: in a grid, move to the next viewport; with one series, show the
+        same role and plane of the next visit at the same anatomy."""
+        if self.panel.mode in ("hanging", "mpr"):
+            self.panel.activate_next(step)
+            return
+        cand = self.current_candidate()
+        patient, visit, entry, echo = self.locate(cand)
+        if visit is None:
+            return
+        visits = patient.visits
+        i = visits.index(visit)
+        j = i + step
+        if not 0 <= j < len(visits):
+            self.status.emit("No further visit" if step > 0 else "Already at the first visit")
+            return
+        target = visits[j]
+        candidates = [e for e in target.series if e.role == entry.role] or \
+            [e for e in target.series if e.plane == entry.plane]
+        if not candidates:
+            self.status.emit(f"No {entry.role} in {target.label}")
+            return
+        e2 = candidates[0]
+        new = e2.candidate(min(echo, e2.n_echoes - 1))
+        view = self.panel.active_view()
+        point = view.pipeline.point() if view is not None and view.volume is not None else None
+        plane = view.plane if view is not None else None
+        frames = self.show_candidate(new, plane)
+        if point is not None and frames:
+            mapped = self.panel.links.map_point(point, visit.id, target.id)
+            self.volume_shown.connect(self._move_once(frames[0], mapped))
+        self.status.emit(f"{target.label}: {e2.title}")
+
+    def _move_once(self, frame, point):
+        def handler(f, vol, self=self):
+            if f is frame:
+                f.view.set_point(point)
+                try:
+                    self.volume_shown.disconnect(handler)
+                except (RuntimeError, TypeError):
+                    pass
+        return handler
+
+    # ------------------------------------------------------------------ comparison with baseline
+    def _baseline_frame_volume(self, frame: ViewportFrame) -> Volume | None:
+        """The baseline volume matching this frame's series (same role/plane/echo), loaded."""
+        patient, visit, entry, echo = self.locate(frame.candidate)
+        if patient is None or patient.baseline is None or visit is patient.baseline:
+            return None
+        base_entries = [e for e in patient.baseline.series if e.role == entry.role] or \
+            [e for e in patient.baseline.series if e.plane == entry.plane]
+        if not base_entries:
+            return None
+        be = base_entries[0]
+        cand = be.candidate(min(echo, be.n_echoes - 1))
+        return self.cache.get_or_load(cand, self.load_fn or _default_load)
+
+    def _comparison(self, frame: ViewportFrame) -> tuple[Volume, Volume] | None:
+        key = id(frame)
+        if key in self._compare:
+            return self._compare[key]
+        own = self._own.get(key)
+        if own is None:
+            return None
+        base = self._baseline_frame_volume(frame)
+        if base is None:
+            return None
+        t = self.transforms.get(frame.visit_id)  # visit → baseline
+        on_grid = resample_volume(base, own.affine, own.shape, transform=t, fill=0.0)
+        n_own = IntensityNormalizer.from_array(own)
+        n_base = IntensityNormalizer.from_array(on_grid)
+        rel_own = (own.array.astype(np.float32) - n_own.lo) / n_own.scale
+        rel_base = (on_grid.array - n_base.lo) / n_base.scale
+        diff = Volume((rel_own - rel_base).astype(np.float32), own.affine.copy(), info=own.info,
+                      warnings=["difference image: follow-up − baseline, each in units of its own p1–p99 range"])
+        self._compare[key] = (on_grid, diff)
+        return self._compare[key]
+
+    def _reset_mode(self) -> None:
+        self._compare.clear()
+        if self.mode != "normal":
+            self.mode = "normal"
+            self.flicker_on = False
+            self.mode_changed.emit(self.mode)
+
+    def set_mode(self, mode: str) -> None:
+        """'normal', 'flicker' (F toggles baseline ↔ follow-up) or 'difference'."""
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}")
+        self.mode = mode
+        self.flicker_on = False
+        self._apply_mode()
+        self.mode_changed.emit(mode)
+
+    def toggle_flicker(self) -> None:
+        if self.mode != "flicker":
+            self.mode = "flicker"
+            self.flicker_on = True
+            self.mode_changed.emit(self.mode)
+        else:
+            self.flicker_on = not self.flicker_on
+        self._apply_mode()
+
+    def _apply_mode(self) -> None:
+        shown = 0
+        for f in self.panel.view_frames():
+            own = self._own.get(id(f))
+            if own is None:
+                continue
+            view = f.view
+            state = view.view_state()
+            point = view.pipeline.point() if view.volume is not None else None
+            if self.mode == "normal" or (self.mode == "flicker" and not self.flicker_on):
+                vol, label, window = own, f.title, None
+            else:
+                comp = self._comparison(f)
+                if comp is None:
+                    continue
+                on_grid, diff = comp
+                if self.mode == "flicker":
+                    vol, label = on_grid, f"BASELINE on {f.title}"
+                else:
+                    vol, label = diff, f"DIFFERENCE vs baseline · {f.title}"
+                shown += 1
+            before = view.volume
+            rel = None
+            if before is not None and self.mode != "difference":
+                rel = IntensityNormalizer.from_array(before).to_relative(*view.window())
+            view.set_volume(vol, label=label, point=point)
+            view.set_view_state(state)
+            if self.mode == "difference" and vol is not own:
+                view.set_window(0.0, 1.0)
+            elif rel is not None and before is not vol:
+                view.set_window(*IntensityNormalizer.from_array(vol).from_relative(*rel))
+        self.panel.link_views()
+        if self.mode != "normal" and shown == 0:
+            self.status.emit("No follow-up viewport to compare with baseline")
+
+    def shutdown(self) -> None:
+        for job in list(self._jobs):
+            job.cancel()
+            job.wait(10000)
+        self._jobs.clear()
+        self._job = None
+
+
+def _default_load(candidate, **kw):
+    from discviewer.io import load
+
+    return load(candidate)
