@@ -380,6 +380,7 @@ class ReviewController(QtCore.QObject):
 
     def _apply_mode(self) -> None:
         shown = 0
+        self.panel.links.clear()  # no cross-talk while views swap volumes; relinked below
         for f in self.panel.view_frames():
             own = self._own.get(id(f))
             if own is None:

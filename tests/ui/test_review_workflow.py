@@ -1,0 +1,206 @@
+"""The review workstation end to end on the phantom demo study, through the real widgets:
+open, hang all visits, wheel/drag with linked views, flicker/difference, 3-D view, orientation."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PySide6 import QtCore
+
+from discviewer.ui.main_window import MainWindow
+
+Qt = QtCore.Qt
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    from discviewer.phantom import write_study
+
+    out = tmp_path_factory.mktemp("demo")
+    write_study(out, patients=1, seed=0, size="small")
+    return out
+
+
+@pytest.fixture
+def window(qtbot, demo, tmp_path):
+    settings = QtCore.QSettings(str(tmp_path / "s.ini"), QtCore.QSettings.Format.IniFormat)
+    w = MainWindow(settings=settings)
+    qtbot.addWidget(w)
+    w.resize(1500, 900)
+    w.show()
+    qtbot.waitExposed(w)
+    with qtbot.waitSignal(w.volume_shown, timeout=30000):
+        w.open_path(demo)
+    yield w
+    w.shutdown()
+
+
+def truth(demo):
+    return json.loads((demo / "truth.json").read_text())["patients"][0]
+
+
+def hang(window, qtbot):
+    with qtbot.waitSignal(window.controller.all_loaded, timeout=30000):
+        window.actions_by_name["hang"].trigger()
+    frames = window.review.view_frames()
+    for f in frames:
+        f.view.render_now()
+    return frames
+
+
+def off_plane_distance(view, point):
+    """Distance (mm) of `point` from the plane the view shows, along the plane normal."""
+    pipe = view.pipeline
+    normal = pipe.frame()[2]
+    return abs(float(np.dot(np.asarray(point) - pipe.point(), normal)))
+
+
+def test_hang_all_visits_in_date_order(window, qtbot, demo):
+    frames = hang(window, qtbot)
+    assert window.review.mode == "hanging" and window.review.shape == (2, 3)
+    labels = [f.title.split(" · ")[0] for f in frames]
+    assert labels == ["baseline", "3 m (day 96)", "6 m (day 193)", "12 m (day 363)", "24 m (day 719)"]
+    assert all("T2 TSE SAG" in f.title for f in frames)
+    assert all(f.view.volume is not None and f.view.volume.shape[0] == 9 for f in frames)
+    assert all(f.view.capture().std() > 5 for f in frames)  # every viewport really shows an image
+
+
+def test_wheel_moves_every_linked_view_to_the_same_anatomy(window, qtbot, demo, events):
+    frames = hang(window, qtbot)
+    # give the link the phantom's true visit → baseline transforms (what registration will provide)
+    t = truth(demo)
+    ctrl = window.controller
+    for f, tv in zip(frames, t["visits"]):
+        if f is not frames[0]:
+            ctrl.transforms.set(f.visit_id, np.array(tv["visit_to_baseline"]), "phantom truth")
+    src = frames[0].view
+    window.review.set_active(frames[0])
+    before = src.slice_index
+    events.wheel(src, -2)
+    qtbot.wait(50)
+    assert src.slice_index != before
+    p_base = src.pipeline.point()
+    for f in frames[1:]:
+        target = ctrl.transforms.to_visit(p_base, f.visit_id)
+        spacing = f.view.pipeline.slice_spacing()
+        assert off_plane_distance(f.view, target) <= spacing / 2 + 1e-6, f.title
+    # with identity transforms the same patient position is reached instead
+    for f in frames[1:]:
+        ctrl.transforms.reset(f.visit_id)
+    events.wheel(src, 1)
+    qtbot.wait(50)
+    p = src.pipeline.point()
+    for f in frames[1:]:
+        assert off_plane_distance(f.view, p) <= f.view.pipeline.slice_spacing() / 2 + 1e-6
+
+
+def test_drag_window_level_changes_values_and_follows_in_relative_units(window, qtbot, events):
+    frames = hang(window, qtbot)
+    src, other = frames[0].view, frames[3].view
+    w0_src, w0_other = src.window(), other.window()
+    vp = src.viewport()
+    start = QtCore.QPointF(vp.width() / 2, vp.height() / 2)
+    events.drag(src, start, start + QtCore.QPointF(80, 40), Qt.MouseButton.LeftButton)
+    qtbot.wait(50)
+    assert src.window() != w0_src
+    assert other.window() != w0_other
+    n_src = window.review.links._member(src).normalizer
+    n_other = window.review.links._member(other).normalizer
+    np.testing.assert_allclose(n_src.to_relative(*src.window()), n_other.to_relative(*other.window()), rtol=1e-6)
+    # unlink: the other view stays put
+    window.actions_by_name["link_all"].trigger()
+    assert not window.review.links.all_enabled()
+    w_other = other.window()
+    events.drag(src, start, start + QtCore.QPointF(-60, 0), Qt.MouseButton.LeftButton)
+    qtbot.wait(50)
+    assert other.window() == w_other
+
+
+def test_flicker_and_difference_against_baseline(window, qtbot):
+    frames = hang(window, qtbot)
+    follow = frames[1]
+    own = follow.view.volume
+    window.actions_by_name["flicker"].trigger()
+    assert window.controller.mode == "flicker" and window.mode_label.text() == "FLICKER"
+    assert follow.view.volume is not own and follow.view.volume.shape == own.shape
+    assert follow.view.overlay_text("series").startswith("BASELINE on 3 m")
+    assert frames[0].view.overlay_text("series").startswith("baseline")  # baseline itself unchanged
+    window.actions_by_name["flicker"].trigger()
+    assert follow.view.volume is own
+    window.actions_by_name["difference"].trigger()
+    diff = follow.view.volume
+    assert window.controller.mode == "difference" and diff is not own
+    assert follow.view.window() == pytest.approx((0.0, 1.0))
+    assert abs(float(np.median(diff.array))) < 0.1  # mostly unchanged tissue → near zero
+    window.actions_by_name["difference"].trigger()
+    assert window.controller.mode == "normal" and follow.view.volume is own
+
+
+def test_plane_switch_mpr_and_echo(window, qtbot):
+    view = window.slice_view
+    window.actions_by_name["plane_ax"].trigger()
+    assert view.plane == "ax" and view.orientation_labels()["left"] == "R"
+    assert "ax reformat" in view.overlay_text("series")
+    with qtbot.waitSignal(window.controller.all_loaded, timeout=20000):
+        window.actions_by_name["mpr"].trigger()
+    planes = [f.view.plane for f in window.review.view_frames()]
+    assert planes == ["sag", "cor", "ax"]
+    # pick the GRE and step through echoes
+    gre = next(c for c in window.browser.candidates() if "GRE" in c.label and c.echo_time == 4.0)
+    with qtbot.waitSignal(window.controller.all_loaded, timeout=20000):
+        window.show_candidate(gre)
+    assert window.echo_combo.isEnabled() and window.echo_combo.count() == 5
+    with qtbot.waitSignal(window.controller.all_loaded, timeout=20000):
+        window.controller.set_echo(4)
+    assert window.slice_view.volume is not None
+    assert window.review.active.candidate.echo_time == 24.0
+    assert "TE 24 ms" in window.slice_view.overlay_text("series")
+
+
+def test_next_visit_keeps_the_anatomy(window, qtbot):
+    first = window.current_candidate
+    with qtbot.waitSignal(window.controller.all_loaded, timeout=20000):
+        window.actions_by_name["next_visit"].trigger()
+    cand = window.review.active.candidate
+    assert cand is not first and cand.info.study_uid != first.info.study_uid
+    assert window.slice_view.overlay_text("series").startswith("3 m")
+
+
+def test_open_3d_view(window, qtbot):
+    window.actions_by_name["volume3d"].trigger()
+    assert window.volume_dock is not None and window.volume_dock.isVisible()
+    qtbot.wait(200)
+    img = window.volume_view.grab_image()
+    assert img.std() > 3
+
+
+def test_screenshot_orientation_anterior_is_where_a_says(window, qtbot, demo, tmp_path):
+    view = window.slice_view
+    view.render_now()
+    assert view.orientation_labels()["left"] == "A" and view.orientation_labels()["top"] == "S"
+    discs = truth(demo)["visits"][0]["discs"]
+    healthy = next(d for d in discs.values() if not d["degenerated"] and not d["injected"])
+    lm = healthy["landmarks"]
+    # the disc's anterior landmarks are drawn left of its posterior ones, superior above inferior
+    ant = view.widget_point_for_patient(lm["upper_anterior"])
+    post = view.widget_point_for_patient(lm["upper_posterior"])
+    low = view.widget_point_for_patient(lm["lower_middle"])
+    up = view.widget_point_for_patient(lm["upper_middle"])
+    assert ant.x() < post.x() and up.y() < low.y()
+    # and the pixels agree: the bright nucleus is where the truth says, the mirrored spot is not
+    view.set_point(healthy["centre"])
+    view.render_now()
+    rgb = view.capture().astype(float).mean(axis=2)
+    h, w = rgb.shape
+    scale = h / view.vtk_widget.height()
+    c = view.widget_point_for_patient(healthy["centre"])
+    x, y = int(c.x() * scale), int(c.y() * scale)
+    nucleus = rgb[y - 1:y + 2, x - 1:x + 2].mean()
+    mirrored = rgb[y - 1:y + 2, w - x - 2:w - x + 1].mean()
+    assert nucleus > 120 and nucleus > mirrored + 40
+    # the composed window screenshot is not blank where the view is
+    img = window.grab_with_views()
+    path = tmp_path / "window.png"
+    assert img.save(str(path))
+    assert path.stat().st_size > 20000
