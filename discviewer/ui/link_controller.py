@@ -35,6 +35,9 @@ class LinkController(QtCore.QObject):
         super().__init__(parent)
         self.transforms = transforms or TransformSet()
         self.enabled = {name: True for name in LINKS}
+        # "relative": W/L in units of each volume's p1–p99 range (visits differ in gain);
+        # "absolute": the same numbers everywhere (echoes of one series: the decay must stay visible)
+        self.window_units = "relative"
         self._members: list[_Member] = []
         self._syncing = False
 
@@ -157,7 +160,14 @@ class LinkController(QtCore.QObject):
         if self._syncing or not self.enabled["window"]:
             return
         src = self._member(view)
-        if src is None or src.normalizer is None:
+        if src is None:
+            return
+        if self.window_units == "absolute":
+            with self._guard():
+                for m in self._others(view):
+                    m.view.set_window(center, width)
+            return
+        if src.normalizer is None:
             return
         rel = src.normalizer.to_relative(center, width)
         with self._guard():

@@ -329,6 +329,8 @@ class MainWindow(QtWidgets.QMainWindow):
         for plane, text, key in (("sag", "Sag", "Alt+S"), ("cor", "Cor", "Alt+C"), ("ax", "Ax", "Alt+A")):
             act(f"plane_{plane}", text, lambda _=False, p=plane: self.controller.set_plane(p), key,
                 tip=f"Show the {text.lower()} plane (reformat where acquired otherwise)")
+        act("echoes", "Echoes", lambda: self.controller.show_all_echoes(), "E",
+            tip="All echoes of this multi-echo series side by side (one absolute window)")
         self.echo_combo = QtWidgets.QComboBox()
         self.echo_combo.setToolTip("Echo (multi-echo series)")
         self.echo_combo.setEnabled(False)

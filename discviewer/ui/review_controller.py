@@ -138,6 +138,24 @@ class ReviewController(QtCore.QObject):
         self._load(frames)
         return frames
 
+    def show_all_echoes(self, candidate=None) -> list[ViewportFrame]:
+        """Every echo of a multi-echo series side by side, with one absolute window (so the T2*
+        decay and the blooming of iron voids with TE stay visible)."""
+        candidate = candidate or self.current_candidate()
+        patient, visit, entry, _ = self.locate(candidate)
+        if entry is None or entry.n_echoes < 2:
+            self.status.emit("Not a multi-echo series")
+            return []
+        plane = self.panel.active_view().plane if self.panel.active_view() is not None else entry.plane
+        n = entry.n_echoes
+        cols = n if n <= 3 else 3
+        cells = [dict(row=i // cols, col=i % cols, plane=plane, visit_id=visit.id, visit=visit,
+                      candidate=entry.candidate(i), title=self._title(visit, entry, i, plane)) for i in range(n)]
+        frames = self.panel.build(cells, (n + cols - 1) // cols, cols, mode="echoes")
+        self._reset_mode()
+        self._load(frames)
+        return frames
+
     def hang(self, protocol: HangingProtocol | None = None, patient=None) -> list[ViewportFrame]:
         """All visits of the patient side by side, as the protocol says."""
         if self.study is None or not self.study.patients:
@@ -231,6 +249,7 @@ class ReviewController(QtCore.QObject):
 
     def _after_load(self) -> None:
         panel = self.panel
+        panel.links.window_units = "absolute" if panel.mode in ("echoes", "mpr") else "relative"
         panel.link_views()
         views = [f.view for f in panel.view_frames() if f.view.volume is not None]
         if panel.mode == "mpr" and views:
@@ -278,7 +297,7 @@ class ReviewController(QtCore.QObject):
     def step_visit(self, step: int = 1) -> None:
         """Next/previous visit: in a grid, move to the next viewport; with one series, show the
         same role and plane of the next visit at the same anatomy."""
-        if self.panel.mode in ("hanging", "mpr"):
+        if self.panel.mode in ("hanging", "mpr", "echoes"):
             self.panel.activate_next(step)
             return
         cand = self.current_candidate()

@@ -204,3 +204,50 @@ def test_screenshot_orientation_anterior_is_where_a_says(window, qtbot, demo, tm
     path = tmp_path / "window.png"
     assert img.save(str(path))
     assert path.stat().st_size > 20000
+
+
+def test_keyboard_shortcuts_work_while_a_view_has_focus(window, qtbot):
+    frames = hang(window, qtbot)
+    view = frames[0].view
+    window.activateWindow()
+    qtbot.waitActive(window, timeout=3000)
+    view.vtk_widget.setFocus()
+    qtbot.waitUntil(lambda: view.vtk_widget.hasFocus(), timeout=2000)
+    qtbot.keyClick(view.vtk_widget, Qt.Key.Key_F)
+    assert window.controller.mode == "flicker"
+    qtbot.keyClick(view.vtk_widget, Qt.Key.Key_L)
+    assert not window.review.links.all_enabled()
+    qtbot.keyClick(view.vtk_widget, Qt.Key.Key_BracketRight)
+    assert window.review.active is frames[1]
+    # the view's own keys still reach it
+    before = frames[1].view.slice_index
+    qtbot.keyClick(frames[1].view.vtk_widget, Qt.Key.Key_Up)
+    assert frames[1].view.slice_index != before
+
+
+def test_double_click_maximises_and_restores(window, qtbot):
+    frames = hang(window, qtbot)
+    target = frames[2]
+    target.view.maximize_requested.emit()
+    assert all(f.isHidden() for f in frames if f is not target) and target.isVisible()
+    target.view.maximize_requested.emit()
+    assert all(f.isVisible() for f in frames)
+
+
+def test_all_echoes_side_by_side_share_an_absolute_window(window, qtbot, events):
+    gre = next(c for c in window.browser.candidates() if "GRE" in c.label and c.echo_time == 4.0)
+    with qtbot.waitSignal(window.controller.all_loaded, timeout=20000):
+        window.show_candidate(gre)
+    with qtbot.waitSignal(window.controller.all_loaded, timeout=20000):
+        window.actions_by_name["echoes"].trigger()
+    frames = window.review.view_frames()
+    assert [f.candidate.echo_time for f in frames] == [4.0, 9.0, 14.0, 19.0, 24.0]
+    assert window.review.mode == "echoes"
+    src = frames[0].view
+    vp = src.viewport()
+    start = QtCore.QPointF(vp.width() / 2, vp.height() / 2)
+    events.drag(src, start, start + QtCore.QPointF(50, 30), Qt.MouseButton.LeftButton)
+    qtbot.wait(50)
+    assert all(f.view.window() == pytest.approx(src.window()) for f in frames)
+    # the late echo is darker on the same window: signal decays with TE
+    assert frames[-1].view.volume.array.mean() < frames[0].view.volume.array.mean()
