@@ -92,6 +92,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.controller.volume_shown.connect(self._on_volume_shown)
         self.controller.load_failed.connect(self._on_load_failed)
         self.controller.mode_changed.connect(self._on_mode_changed)
+        self.controller.load_progress.connect(self._on_load_progress)
 
     @property
     def slice_view(self):
@@ -474,6 +475,15 @@ class MainWindow(QtWidgets.QMainWindow):
         self.statusBar().showMessage(f"Load failed: {summary}")
         self._show_error("Could not load series", summary, message)
         self.load_failed.emit(message)
+
+    def _on_load_progress(self, done: int, total: int) -> None:
+        if total <= 0:
+            self.load_progress.hide()
+            return
+        self.load_progress.setRange(0, total)
+        self.load_progress.setValue(done)
+        self.load_progress.setToolTip(f"Loading series {min(done + 1, total)} of {total}")
+        self.load_progress.show()
 
     def _on_mode_changed(self, mode: str) -> None:
         self.actions_by_name["difference"].setChecked(mode == "difference")

@@ -47,6 +47,7 @@ class ReviewController(QtCore.QObject):
     all_loaded = QtCore.Signal()
     load_failed = QtCore.Signal(str)
     mode_changed = QtCore.Signal(str)
+    load_progress = QtCore.Signal(int, int)  # (series done, series total); (0, 0) when idle
 
     def __init__(self, panel: ReviewPanel, *, load_fn: LoadFn | None = None, cache: VolumeCache | None = None,
                  parent: QtCore.QObject | None = None) -> None:
@@ -212,16 +213,20 @@ class ReviewController(QtCore.QObject):
             return
         job = make_multi_load_job(todo, self.load_fn, cache=self.cache, parent=self)
         job.item_ready.connect(self._on_item_ready)
+        job.progressed.connect(lambda rid, d, t: self.load_progress.emit(d, t)
+                               if self._job is not None and rid == self._job.request_id else None)
         job.finished.connect(lambda j=job: self._reap(j))
         self._jobs.add(job)
         self._job = job
         self.status.emit(f"Loading {len(todo)} series…")
+        self.load_progress.emit(0, len(todo))
         job.start()
 
     def _reap(self, job: Job) -> None:
         self._jobs.discard(job)
         if self._job is job:
             self._job = None
+            self.load_progress.emit(0, 0)
         job.deleteLater()
 
     def _on_item_ready(self, request_id: int, candidate, volume) -> None:
