@@ -76,7 +76,7 @@ class MainWindow(QtWidgets.QMainWindow):
         splitter.addWidget(self.review)
         splitter.setStretchFactor(0, 0)
         splitter.setStretchFactor(1, 1)
-        splitter.setSizes([380, 900])
+        splitter.setSizes([440, 840])
         self.splitter = splitter
         self.setCentralWidget(splitter)
 
@@ -280,7 +280,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.study = Study.from_scan(result)
         self.controller.set_study(self.study)
         self.current_candidate = None
-        self.browser.set_scan_result(result)
+        self.browser.set_study(self.study, result)
         n_prob = len(result.problems)
         self.problems_label.setText(f"Problems: {n_prob}" if n_prob else "")
         self.problems_label.setToolTip("\n".join(str(p) for p in result.problems[:30]))
@@ -542,6 +542,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def shutdown(self, timeout_ms: int = 10000) -> None:
         """Cancel every job and wait for its thread (called on close)."""
         self.cancel_scan()
+        self.browser.shutdown()
         self.controller.shutdown()
         self.review.shutdown()
         if self.volume_view is not None:

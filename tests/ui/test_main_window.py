@@ -47,12 +47,12 @@ def test_open_fills_browser_and_shows_first_series(window, qtbot, fake_io):
     patient = tree.topLevelItem(0)
     assert patient.text(0) == "DOE, JANE (P1)"
     studies = [patient.child(i).text(0) for i in range(patient.childCount())]
-    assert studies[0].startswith("2020-01-01 · baseline") and "Lumbar spine" in studies[0]
-    assert studies[1].startswith("2021-03-01 · day +425")
+    assert studies[0] == "baseline · 2020-01-01 · day 0 · Lumbar spine"
+    assert studies[1].startswith("14 m · 2021-03-01 · day +425")
     first_study = patient.child(0)
-    rows = [[first_study.child(i).text(c) for c in range(4)] for i in range(first_study.childCount())]
-    assert rows[1] == ["T2 sag · TE 90", "7", "40×60", "90"]
-    assert rows[0][0].endswith("(localizer)")
+    rows = [[first_study.child(i).text(c) for c in range(5)] for i in range(first_study.childCount())]
+    assert rows[1] == ["2 T2 sag · sag", "T2 sag", "7", "40×60", "90 ms"]
+    assert rows[0][1] == "localizer"
     # problems: count in the status bar, listed with reasons in a collapsed node
     assert window.problems_label.text() == "Problems: 2"
     prob = b.problems_item
