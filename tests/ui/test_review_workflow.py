@@ -251,3 +251,37 @@ def test_all_echoes_side_by_side_share_an_absolute_window(window, qtbot, events)
     assert all(f.view.window() == pytest.approx(src.window()) for f in frames)
     # the late echo is darker on the same window: signal decays with TE
     assert frames[-1].view.volume.array.mean() < frames[0].view.volume.array.mean()
+
+
+def test_first_slice_appears_before_the_series_has_loaded(qtbot, demo, tmp_path):
+    import threading
+
+    from discviewer.io import load
+
+    gate = threading.Event()
+
+    def slow_load(candidate, *, progress=None):
+        gate.wait(10)
+        return load(candidate, progress=progress)
+
+    settings = QtCore.QSettings(str(tmp_path / "s.ini"), QtCore.QSettings.Format.IniFormat)
+    w = MainWindow(settings=settings, load_fn=slow_load)
+    qtbot.addWidget(w)
+    w.show()
+    try:
+        with qtbot.waitSignal(w.scan_finished, timeout=30000):
+            w.open_path(demo)
+        qtbot.waitUntil(lambda: w.slice_view is not None and w.slice_view.volume is not None, timeout=5000)
+        preview = w.slice_view.volume
+        assert preview.shape[0] == 1 and "loading" in w.slice_view.overlay_text("series")
+        cand = w.review.active.candidate
+        middle = cand.slice_count // 2
+        # the preview sits exactly where the middle slice of the full series will be
+        np.testing.assert_allclose(preview.affine[:3, 3], cand.affine[:3, :3] @ [0, 0, middle] + cand.affine[:3, 3])
+        with qtbot.waitSignal(w.volume_shown, timeout=20000):
+            gate.set()
+        assert w.slice_view.volume.shape[0] == cand.slice_count
+        assert w.slice_view.slice_index == middle
+    finally:
+        gate.set()
+        w.shutdown()
