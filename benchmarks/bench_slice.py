@@ -10,10 +10,17 @@ that each counted frame really changed):
                                       linear interpolation, same camera framing, no overlays
     1 view 800×800   discviewer full  SlicePipeline, linear, overlays (letters, texts, scale bar, notice)
     1 view 800×800   discviewer LOD   the same with the interactive level of detail (nearest filtering)
-    4 views 800×450  (1600×900 in all) the same three, four linked views (4 render windows, one render
+    1 view 800×800   discviewer + overlay  full, with a same-grid overlay blended at 50 % (hot colormap)
+                                      — only when the pipeline has `set_overlay`
+    4 views 800×450  (1600×900 in all) the same rows, four linked views (4 render windows, one render
                                       each per step)
   Qt under a display (--qt, e.g. `xvfb-run -a`): the same rows with VtkSliceView widgets
     (QVTKRenderWindowInteractor) and the coalesced render (QTimer.singleShot(0)), counting renders.
+    The Qt reference uses the same window settings as VtkSliceView (no multisampling), so the ratio
+    compares pipelines, not MSAA.
+
+The load average is printed first: run when the machine is quiet, and compare rows within one run.
+To compare two versions of the code, run this script with PYTHONPATH pointing at each checkout.
 
 Trials are interleaved (round-robin, `--rounds`) so background load hits all rows alike; best and median
 are printed, and ratios this/reference from the best values.
@@ -109,13 +116,27 @@ class RefScene:
         return capture_rgb(self.off.window, render=False)
 
 
+def overlay_volume(vol: Volume) -> Volume:
+    """A same-grid overlay (what the review passes: a volume resampled onto the base grid)."""
+    return Volume(np.ascontiguousarray(vol.array[:, :, ::-1]).astype(np.float32), vol.affine)
+
+
+def has_overlay() -> bool:
+    return hasattr(SlicePipeline, "set_overlay")
+
+
 class DvScene:
-    def __init__(self, vol: Volume, width: int, height: int, lod: bool) -> None:
+    def __init__(self, vol: Volume, width: int, height: int, lod: bool, overlay: Volume | None = None) -> None:
         self.off = OffscreenRenderer(width, height)
         self.pipe = SlicePipeline(self.off.renderer, plane="sag")
         self.pipe.set_volume(vol, label="bench · T2 sag")
+        if overlay is not None:
+            self.pipe.set_overlay(overlay, opacity=0.5, colormap="hot")
         if lod:
-            self.pipe.set_display_interpolation("nearest")
+            if hasattr(self.pipe, "set_interactive"):
+                self.pipe.set_interactive(True)
+            else:  # older pipelines
+                self.pipe.set_display_interpolation("nearest")
         self.off.render_only()
         self.bounce = Bouncer(self.pipe.slice_count(), self.pipe.slice_index())
 
@@ -167,7 +188,7 @@ def time_scenes(scenes, seconds: float) -> float:
 
 # ---------------------------------------------------------------------------- Qt scenes
 class QtDvScene:
-    def __init__(self, app, vol, layout, lod):
+    def __init__(self, app, vol, layout, lod, overlay=None):
         from PySide6 import QtWidgets
 
         from discviewer.ui.vtk_slice_view import VtkSliceView
@@ -188,6 +209,8 @@ class QtDvScene:
         self.win.show()
         for v in self.views:
             v.set_volume(vol, label="bench")
+            if overlay is not None:
+                v.set_overlay(overlay, opacity=0.5, colormap="hot")
         for _ in range(5):
             app.processEvents()
             time.sleep(0.02)
@@ -239,6 +262,7 @@ class QtRefScene:
         self.widgets, self.mappers = [], []
         for i in range(n):
             w = QVTKRenderWindowInteractor(self.win)
+            w.GetRenderWindow().SetMultiSamples(0)  # as VtkSliceView
             grid.addWidget(w, i // 2, i % 2)
             ren = vtkRenderer()
             w.GetRenderWindow().AddRenderer(ren)
@@ -313,8 +337,12 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     vol = make_volume(args.size, args.slices)
+    over = overlay_volume(vol) if has_overlay() else None
+    import discviewer as _dv
+    la = os.getloadavg()
     print(f"discviewer bench_slice — {args.slices} × {args.size}² uint16, {platform.machine()}, "
-          f"{os.cpu_count()} cores, python {platform.python_version()}")
+          f"{os.cpu_count()} cores, python {platform.python_version()}, load average "
+          f"{la[0]:.2f} {la[1]:.2f} {la[2]:.2f}, code: {Path(_dv.__file__).parent}")
 
     # ---- offscreen
     for layout, (w, h), title in ((1, (800, 800), "offscreen EGL, 1 view 800×800"),
@@ -324,6 +352,9 @@ def main(argv=None) -> int:
         ref = [RefScene(vol, w, h, full[0].fit_scale) for _ in range(layout)]
         groups = {"reference vtkImageSliceMapper": ref, "discviewer full (linear)": full,
                   "discviewer interactive LOD (nearest)": lod}
+        if over is not None:
+            groups["discviewer + overlay 50% (linear)"] = [DvScene(vol, w, h, lod=False, overlay=over)
+                                                           for _ in range(layout)]
         if layout == 1:
             caps = full[0].off.window.ReportCapabilities() or ""
             print("GL:", next((ln.strip() for ln in caps.splitlines() if "renderer" in ln.lower()), "?"))
@@ -341,8 +372,9 @@ def main(argv=None) -> int:
         else:
             print(f"  four views: full {max(results['discviewer full (linear)']):.1f} steps/s, "
                   f"LOD {max(results['discviewer interactive LOD (nearest)']):.1f} steps/s (goal ≥ 30)")
-        for sc in full + lod + ref:
-            sc.off.close()
+        for scs in groups.values():
+            for sc in scs:
+                sc.off.close()
 
     # ---- Qt
     if args.qt:
@@ -360,6 +392,8 @@ def main(argv=None) -> int:
             ref = QtRefScene(app, vol, layout, full.views[0].pipeline.view_state()[2])
             groups = {"reference vtkImageSliceMapper": ref, "discviewer full (linear)": full,
                       "discviewer interactive LOD (nearest)": lodsc}
+            if over is not None:
+                groups["discviewer + overlay 50% (linear)"] = QtDvScene(app, vol, layout, lod=False, overlay=over)
             results = {k: [] for k in groups}
             renders = {}
             for _ in range(args.rounds):

@@ -25,6 +25,18 @@ The plane position is snapped to voxel centres along N (`slice_index()` of `slic
 Renderer world coordinates are the plane coordinates (u, v) — x right, y up, in mm — and the camera is
 parallel (`ParallelScale` = half the viewport height in mm), so the physical aspect is always kept.
 
+Overlay layer
+-------------
+`set_overlay(volume)` shows a second image (e.g. a follow-up resampled onto the baseline's grid) over
+the base image, cut by the same plane, through its own colormap ("hot", "green", "magenta", "gray"),
+window and opacity (plain alpha blending: shown = a·colormap(overlay) + (1 − a)·base). An overlay on
+the base's own grid (same shape and affine, e.g. from `discviewer.reslice.resample_volume`) uses the
+same fast path as the base (same slice of the same index space, same placement matrix). Any other
+overlay — other grid, other orientation, other field of view — is resampled by its own
+vtkImageReslice onto the base plane's pixel grid (exact for any affine; outside its volume it is
+transparent). It sits `OVERLAY_LIFT` mm in front of the base plane so the two never z-fight, and it
+follows set_point / step / set_plane / zoom / interpolation like the base.
+
 Display coordinates used here (`display_to_patient`, `zoom(center=…)`, `pan`) are VTK's: pixels from the
 bottom-left corner of the render window.
 """
@@ -61,6 +73,8 @@ PLANE_TARGETS = {
 }
 _ALIASES = {"sagittal": "sag", "coronal": "cor", "axial": "ax", "transverse": "ax", "tra": "ax"}
 CAMERA_DISTANCE = 1000.0  # mm from the plane; clipping range is fixed around it
+OVERLAY_LIFT = 0.05  # mm the overlay layer sits in front of the base plane (towards the camera)
+OVERLAY_COLORMAPS = ("hot", "green", "magenta", "gray")
 
 
 def normalize_plane(plane: str) -> str:
@@ -110,6 +124,102 @@ def _set_matrix(vtk_matrix, m) -> None:
     vtk_matrix.Modified()
 
 
+def colormap_table(name: str, n: int = 256) -> np.ndarray:
+    """(n, 3) RGB in [0, 1] of an overlay colormap: "hot" (black → red → yellow → white), "green",
+    "magenta" (black → colour) or "gray"."""
+    x = np.linspace(0.0, 1.0, n)
+    z = np.zeros(n)
+    if name == "hot":
+        return np.column_stack([np.clip(3 * x, 0, 1), np.clip(3 * x - 1, 0, 1), np.clip(3 * x - 2, 0, 1)])
+    if name == "green":
+        return np.column_stack([z, x, z])
+    if name == "magenta":
+        return np.column_stack([x, z, x])
+    if name == "gray":
+        return np.column_stack([x, x, x])
+    raise ValueError(f"overlay colormap must be one of {OVERLAY_COLORMAPS}, got {name!r}")
+
+
+def _vtk_image(arr: np.ndarray) -> vtkImageData:
+    """(slices, rows, columns) array → vtkImageData in index space, sharing `arr`'s memory."""
+    ns, nr, nc = arr.shape
+    img = vtkImageData()
+    img.SetDimensions(nc, nr, ns)
+    img.SetOrigin(0.0, 0.0, 0.0)
+    img.SetSpacing(1.0, 1.0, 1.0)
+    vtk_arr = numpy_to_vtk(arr.reshape(-1), deep=False)
+    vtk_arr.SetName("scalars")
+    img.GetPointData().SetScalars(vtk_arr)
+    return img
+
+
+def _display_array(volume) -> np.ndarray:
+    """The volume's voxels as a native-endian, C-contiguous array VTK can share (float64 → float32)."""
+    arr = np.asarray(volume.array)
+    if arr.dtype.kind not in "uif" or not arr.dtype.isnative or arr.dtype.itemsize > 4 and arr.dtype.kind != "f":
+        arr = arr.astype(np.float32)
+    if arr.dtype == np.float64:
+        arr = arr.astype(np.float32)
+    return np.ascontiguousarray(arr)
+
+
+class _OverlayLayer:
+    """The VTK objects of the overlay image: its own mapper, prop, property, LUT and reslice."""
+
+    def __init__(self) -> None:
+        self.volume = None
+        self.array = None
+        self.image = None
+        self.inv_affine = None
+        self.opacity = 0.5
+        self.colormap = "hot"
+        self.window = (0.5, 1.0)
+        self.auto = (0.5, 1.0)
+        self.direct = True
+        self.lut = vtkLookupTable()
+        self.lut.SetNumberOfTableValues(256)
+        self.lut.SetNanColor(0.0, 0.0, 0.0, 0.0)  # outside the overlay volume (reslice path): transparent
+        self.property = vtkImageProperty()
+        self.property.SetLookupTable(self.lut)
+        self.property.UseLookupTableScalarRangeOff()
+        self.property.SetInterpolationTypeToLinear()
+        self.mapper = vtkImageSliceMapper()
+        self.mapper.SliceAtFocalPointOff()
+        self.mapper.SliceFacesCameraOff()
+        self.actor = vtkImageSlice()
+        self.actor.SetMapper(self.mapper)
+        self.actor.SetProperty(self.property)
+        self.actor.SetPickable(False)
+        self.actor.SetVisibility(False)
+        self.user_matrix = vtkMatrix4x4()
+        self.actor.SetUserMatrix(self.user_matrix)
+        self.reslice = vtkImageReslice()
+        self.reslice.SetOutputDimensionality(2)
+        self.reslice.SetInterpolationModeToLinear()
+        self.reslice.SetOutputScalarType(10)  # VTK_FLOAT: NaN background = transparent
+        self.reslice.SetBackgroundLevel(float("nan"))
+        self.reslice.AutoCropOutputOff()
+        self.axes = vtkMatrix4x4()
+        self.reslice.SetResliceAxes(self.axes)
+
+    def set_colormap(self, name: str) -> None:
+        table = colormap_table(name, self.lut.GetNumberOfTableValues())
+        for i, (r, g, b) in enumerate(table):
+            self.lut.SetTableValue(i, float(r), float(g), float(b), 1.0)
+        self.lut.SetRange(0.0, 1.0)
+        self.lut.Modified()
+        self.colormap = name
+
+    def set_window(self, center: float, width: float) -> None:
+        self.window = (float(center), float(width))
+        self.property.SetColorWindow(self.window[1])
+        self.property.SetColorLevel(self.window[0])
+
+    def set_opacity(self, opacity: float) -> None:
+        self.opacity = float(np.clip(opacity, 0.0, 1.0))
+        self.property.SetOpacity(self.opacity)
+
+
 class SlicePipeline:
     """Shows one plane of a `Volume` in `renderer`, with crosshair and overlays. No Qt."""
 
@@ -130,6 +240,7 @@ class SlicePipeline:
         self._fit = True  # camera follows the viewport size until the user zooms/pans
         self._view_serial = 0  # bumps on every camera change (for view linking)
         self.force_reslice = False  # True: always resample with vtkImageReslice (testing / comparison)
+        self._interactive = False  # interactive level of detail (see set_interactive)
 
         self._image = vtkImageData()
         self._reslice = vtkImageReslice()
@@ -160,6 +271,9 @@ class SlicePipeline:
         self.image_actor.SetProperty(self.image_property)
         self.image_actor.SetVisibility(False)
         renderer.AddViewProp(self.image_actor)
+        self._ov = _OverlayLayer()
+        renderer.AddViewProp(self._ov.actor)
+        self._index_to_plane = np.eye(4)
 
         self._cross_points = vtkPoints()
         self._cross_points.SetNumberOfPoints(4)
@@ -191,6 +305,9 @@ class SlicePipeline:
         cam = renderer.GetActiveCamera()
         cam.ParallelProjectionOn()
         renderer.SetBackground(0.0, 0.0, 0.0)
+        # one translucent layer (the overlay) over an opaque image: plain alpha blending in draw order
+        # is exact, and order-independent translucency's extra passes only cost time (llvmpipe)
+        renderer.SetUseOIT(False)
         self._start_observer = renderer.AddObserver("StartEvent", self._on_render_start)
 
     # ------------------------------------------------------------------ volume
@@ -209,23 +326,12 @@ class SlicePipeline:
     def set_volume(self, volume, *, label: str | None = None, point=None, window=None) -> None:
         """Show `volume`: auto window (1st–99th percentile) unless `window`, plane through `point`
         (default the volume centre), camera fitted."""
-        arr = np.asarray(volume.array)
-        if arr.dtype.kind not in "uif" or not arr.dtype.isnative or arr.dtype.itemsize > 4 and arr.dtype.kind != "f":
-            arr = arr.astype(np.float32)
-        if arr.dtype == np.float64:
-            arr = arr.astype(np.float32)
-        arr = np.ascontiguousarray(arr)
+        arr = _display_array(volume)
         self._volume = volume
         self._array = arr  # keep alive: VTK shares its memory
         self._label = label if label is not None else (getattr(volume.info, "series_description", "") or "")
         ns, nr, nc = arr.shape
-        img = vtkImageData()
-        img.SetDimensions(nc, nr, ns)
-        img.SetOrigin(0.0, 0.0, 0.0)
-        img.SetSpacing(1.0, 1.0, 1.0)
-        vtk_arr = numpy_to_vtk(arr.reshape(-1), deep=False)
-        vtk_arr.SetName("scalars")
-        img.GetPointData().SetScalars(vtk_arr)
+        img = _vtk_image(arr)
         self._image = img
         self._reslice.SetInputData(img)
         self._inv_affine = np.linalg.inv(volume.affine)
@@ -244,8 +350,10 @@ class SlicePipeline:
         self._update_texts()
 
     def clear(self) -> None:
+        """Show nothing (the overlay, if any, is kept and shows again with the next volume)."""
         self._volume = None
         self.image_actor.SetVisibility(False)
+        self._ov.actor.SetVisibility(False)
         self.crosshair_actor.SetVisibility(False)
         if self.overlays is not None:
             self.overlays.set_has_image(False)
@@ -298,6 +406,7 @@ class SlicePipeline:
         lin = m[:3, :3]
         sheared = np.count_nonzero(np.abs(lin) > 1e-6 * np.abs(lin).max()) > 3
         self._direct = not (sheared or self.force_reslice)
+        self._index_to_plane = m
         if self._direct:
             # fast path: the slice mapper cuts the index-space volume along the normal's axis and the
             # prop matrix places it — no resampling, no intermediate image
@@ -314,6 +423,7 @@ class SlicePipeline:
             self.mapper.SetSliceNumber(0)
         if self.overlays is not None:
             self.overlays.set_letters(self.orientation_labels())
+        self._setup_overlay()
         self._place_at(self._point)
 
     def uses_reslice(self) -> bool:
@@ -346,6 +456,7 @@ class SlicePipeline:
             shift = np.eye(4)
             shift[2, 3] = self._w
             _set_matrix(self._user_matrix, shift)
+        self._place_overlay()
         self._update_camera_depth()
         self._update_crosshair()
 
@@ -459,19 +570,172 @@ class SlicePipeline:
         if mode not in ("nearest", "linear"):
             raise ValueError(f"interpolation must be 'nearest' or 'linear', got {mode!r}")
         self._interpolation = mode
-        if mode == "nearest":
-            self._reslice.SetInterpolationModeToNearestNeighbor()
-            self.image_property.SetInterpolationTypeToNearest()
-        else:
-            self._reslice.SetInterpolationModeToLinear()
-            self.image_property.SetInterpolationTypeToLinear()
+        shown = "nearest" if self._interactive else mode  # the interactive LOD keeps nearest until refined
+        for reslice, prop in ((self._reslice, self.image_property), (self._ov.reslice, self._ov.property)):
+            if mode == "nearest":
+                reslice.SetInterpolationModeToNearestNeighbor()
+            else:
+                reslice.SetInterpolationModeToLinear()
+            if shown == "nearest":
+                prop.SetInterpolationTypeToNearest()
+            else:
+                prop.SetInterpolationTypeToLinear()
+
+    # ------------------------------------------------------------------ interactive level of detail
+    def set_interactive(self, interactive: bool) -> None:
+        """Interactive level of detail on/off (the view turns it on while the wheel turns or a drag
+        moves, and off ~150 ms after the last event): nearest-neighbour magnification of the base and
+        the overlay while on; the chosen interpolation when off.
+
+        (A 2× in-plane subsampled texture while interacting was measured too — benchmarks/README.md —
+        and gave no gain on llvmpipe, where the per-pixel texture sampling, the clears/blits and the
+        buffer swap dominate, not the colour mapping or upload of the slice; so it is not used.)"""
+        interactive = bool(interactive)
+        if interactive == self._interactive:
+            return
+        self._interactive = interactive
+        self.set_display_interpolation("nearest" if interactive else self._interpolation)
+
+    @property
+    def interactive(self) -> bool:
+        return self._interactive
 
     def set_display_interpolation(self, mode: str) -> None:
         """Only the on-screen magnification filter (used as the cheap level of detail while interacting)."""
-        if mode == "nearest":
-            self.image_property.SetInterpolationTypeToNearest()
+        for prop in (self.image_property, self._ov.property):
+            if mode == "nearest":
+                if prop.GetInterpolationType() != 0:
+                    prop.SetInterpolationTypeToNearest()
+            elif prop.GetInterpolationType() != 1:
+                prop.SetInterpolationTypeToLinear()
+
+    # ------------------------------------------------------------------ overlay layer
+    def set_overlay(self, volume, *, opacity: float = 0.5, colormap: str = "hot", window=None) -> None:
+        """Show `volume` over the base image, cut by the same plane; None removes it.
+
+        `opacity` in [0, 1] (0 hides it, 1 covers the base), `colormap` one of OVERLAY_COLORMAPS,
+        `window` (center, width) of the overlay's values (default: its own 1st–99th percentile).
+        A volume on the base's grid (same shape and affine) takes the fast path; any other affine or
+        shape is resampled onto the base plane (its outside is transparent)."""
+        ov = self._ov
+        if volume is None:
+            ov.volume = ov.array = ov.image = None
+            ov.actor.SetVisibility(False)
+            ov.mapper.RemoveAllInputConnections(0)
+            ov.reslice.RemoveAllInputConnections(0)
+            return
+        if colormap not in OVERLAY_COLORMAPS:
+            raise ValueError(f"overlay colormap must be one of {OVERLAY_COLORMAPS}, got {colormap!r}")
+        arr = _display_array(volume)
+        if arr.ndim != 3:
+            raise ValueError(f"overlay volume must be 3-D (slices, rows, columns), got shape {arr.shape}")
+        ov.volume, ov.array = volume, arr
+        ov.image = _vtk_image(arr)
+        ov.inv_affine = np.linalg.inv(np.asarray(volume.affine, float))
+        ov.reslice.SetInputData(ov.image)
+        ov.auto = auto_window(arr)
+        c, w = window if window is not None else ov.auto
+        ov.set_window(float(c), max(float(w), 1e-6))
+        ov.set_colormap(colormap)
+        ov.set_opacity(opacity)
+        ov.property.SetInterpolationType(self.image_property.GetInterpolationType())
+        if self._volume is not None:
+            self._setup_overlay()
+            self._place_overlay()
+
+    def overlay(self):
+        """The overlay volume shown (None when there is none)."""
+        return self._ov.volume
+
+    def overlay_opacity(self) -> float:
+        return self._ov.opacity
+
+    def set_overlay_opacity(self, opacity: float) -> bool:
+        """Overlay opacity in [0, 1] (clamped; 0 = not drawn at all). True when it changed."""
+        ov = self._ov
+        a = float(np.clip(opacity, 0.0, 1.0))
+        if a == ov.opacity:
+            return False
+        ov.set_opacity(a)
+        self._update_overlay_visibility()
+        return True
+
+    def overlay_window(self) -> tuple[float, float]:
+        return self._ov.window
+
+    def set_overlay_window(self, center: float, width: float) -> bool:
+        """(center, width) of the overlay's values mapped onto its colormap. True when it changed."""
+        w = max(float(width), 1e-6)
+        if (float(center), w) == self._ov.window:
+            return False
+        self._ov.set_window(center, w)
+        return True
+
+    def overlay_colormap(self) -> str:
+        return self._ov.colormap
+
+    def set_overlay_colormap(self, name: str) -> None:
+        if name not in OVERLAY_COLORMAPS:
+            raise ValueError(f"overlay colormap must be one of {OVERLAY_COLORMAPS}, got {name!r}")
+        if name != self._ov.colormap:
+            self._ov.set_colormap(name)
+
+    def overlay_uses_reslice(self) -> bool:
+        """True when the overlay is resampled onto the base plane (other grid, or a sheared base)."""
+        return self._ov.volume is not None and not self._ov.direct
+
+    def _overlay_on_base_grid(self) -> bool:
+        ov = self._ov
+        return (ov.array.shape == self._array.shape
+                and np.allclose(np.asarray(ov.volume.affine, float), np.asarray(self._volume.affine, float),
+                                rtol=0.0, atol=1e-4))
+
+    def _setup_overlay(self) -> None:
+        """Choose the overlay's path for the current base volume and plane (called by _setup_plane)."""
+        ov = self._ov
+        if ov.volume is None or self._volume is None:
+            return
+        ov.direct = self._direct and self._overlay_on_base_grid()
+        if ov.direct:
+            ov.mapper.SetInputData(ov.image)
+            ov.mapper.SetOrientation(self._axes_idx[2])
+            lift = np.eye(4)
+            lift[2, 3] = OVERLAY_LIFT
+            _set_matrix(ov.user_matrix, lift @ self._index_to_plane)
         else:
-            self.image_property.SetInterpolationTypeToLinear()
+            r = ov.reslice
+            r.SetOutputSpacing(self._du, self._dv, 1.0)
+            r.SetOutputOrigin(self._u0, self._v0, 0.0)
+            r.SetOutputExtent(0, self._nu - 1, 0, self._nv - 1, 0, 0)
+            ov.mapper.SetInputConnection(r.GetOutputPort())
+            ov.mapper.SetOrientation(2)
+            ov.mapper.SetSliceNumber(0)
+
+    def _place_overlay(self) -> None:
+        """Cut the overlay with the current plane (called by _place_at)."""
+        ov = self._ov
+        if ov.volume is None or self._volume is None:
+            self._update_overlay_visibility()
+            return
+        if ov.direct:
+            if ov.mapper.GetSliceNumber() != self._slice:
+                ov.mapper.SetSliceNumber(self._slice)
+        else:
+            p = np.eye(4)
+            p[:3, 0], p[:3, 1], p[:3, 2] = self._R, self._U, self._N
+            p[:3, 3] = self._origin + self._w * self._N
+            _set_matrix(ov.axes, ov.inv_affine @ p)
+            ov.reslice.Modified()
+            shift = np.eye(4)
+            shift[2, 3] = self._w + OVERLAY_LIFT
+            _set_matrix(ov.user_matrix, shift)
+        self._update_overlay_visibility()
+
+    def _update_overlay_visibility(self) -> None:
+        ov = self._ov
+        show = ov.volume is not None and self._volume is not None and ov.opacity > 0.0
+        if bool(ov.actor.GetVisibility()) != show:
+            ov.actor.SetVisibility(show)
 
     # ------------------------------------------------------------------ crosshair
     def set_crosshair(self, lps) -> None:
@@ -666,6 +930,7 @@ class SlicePipeline:
         """Remove every prop from the renderer and drop the observer."""
         self.renderer.RemoveObserver(self._start_observer)
         self.renderer.RemoveViewProp(self.image_actor)
+        self.renderer.RemoveViewProp(self._ov.actor)
         self.renderer.RemoveActor(self.crosshair_actor)
         if self.overlays is not None:
             self.overlays.remove()

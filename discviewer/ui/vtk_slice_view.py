@@ -19,9 +19,13 @@ rotate or spin the camera.
 
 Rendering is coalesced: every change calls `request_render()`, which marks the view dirty and renders
 once on the next event-loop turn (QTimer.singleShot(0)), however many changes happened in between.
-While the wheel turns or a drag moves, the on-screen magnification filter drops to nearest
-neighbour (the interactive level of detail) and goes back to the chosen interpolation
-`REFINE_MS` after the last event.
+While the wheel turns or a drag moves, the view shows the interactive level of detail
+(`SlicePipeline.set_interactive`: nearest-neighbour magnification, base and overlay) and goes back
+to the chosen interpolation `REFINE_MS` after the last event.
+
+Overlay layer: `set_overlay(volume, opacity=, colormap=, window=)` blends a second volume (e.g. the
+baseline resampled onto this follow-up's grid) over the shown one; `set_overlay_opacity(a)` is cheap
+and coalesced, so a slider can drive it directly.
 
 Signals: `slice_changed(int)`, `window_changed(center, width)`, `cursor_moved(lps | None, value | None)`,
 `view_changed()` (zoom/pan, for linking), `point_picked(lps)`, `maximize_requested()`.
@@ -121,15 +125,15 @@ class VtkSliceView(QtWidgets.QWidget):
         self.render_count += 1
 
     def _begin_interaction(self) -> None:
-        if self.interactive_lod and not self._interactive and self.pipeline.interpolation != "nearest":
+        if self.interactive_lod and not self._interactive:
             self._interactive = True
-            self.pipeline.set_display_interpolation("nearest")
+            self.pipeline.set_interactive(True)
         self._refine_timer.start()
 
     def _refine(self) -> None:
         if self._interactive:
             self._interactive = False
-            self.pipeline.set_display_interpolation(self.pipeline.interpolation)
+            self.pipeline.set_interactive(False)
             self.request_render()
 
     @property
@@ -245,12 +249,39 @@ class VtkSliceView(QtWidgets.QWidget):
         self.request_render()
 
     def set_interpolation(self, mode: str) -> None:
-        self.pipeline.set_interpolation(mode)
         self._interactive = False
+        self.pipeline.set_interactive(False)
+        self.pipeline.set_interpolation(mode)
         self.request_render()
 
     def overlay_text(self, name: str) -> str:
         return self.pipeline.overlay_text(name)
+
+    # ------------------------------------------------------------------ overlay layer (blend)
+    def set_overlay(self, volume, *, opacity: float = 0.5, colormap: str = "hot", window=None) -> None:
+        """Blend `volume` over the shown one, cut by the same plane (None removes it); see
+        `SlicePipeline.set_overlay`. Best passed already resampled onto this view's volume grid."""
+        self.pipeline.set_overlay(volume, opacity=opacity, colormap=colormap, window=window)
+        self.request_render()
+
+    def overlay(self):
+        return self.pipeline.overlay()
+
+    def overlay_opacity(self) -> float:
+        return self.pipeline.overlay_opacity()
+
+    def set_overlay_opacity(self, opacity: float) -> None:
+        """Overlay opacity in [0, 1]; renders coalesced (a slider may call this at any rate)."""
+        if self.pipeline.set_overlay_opacity(opacity):
+            self.request_render()
+
+    def set_overlay_window(self, center: float, width: float) -> None:
+        if self.pipeline.set_overlay_window(center, width):
+            self.request_render()
+
+    def set_overlay_colormap(self, name: str) -> None:
+        self.pipeline.set_overlay_colormap(name)
+        self.request_render()
 
     def orientation_labels(self) -> dict[str, str]:
         return self.pipeline.orientation_labels()

@@ -267,3 +267,157 @@ def test_offscreen_save_png(offscreen, phantom_volume, tmp_path):
     rgb = off.save_png(tmp_path / "x.png")
     data = (tmp_path / "x.png").read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and rgb.shape == (100, 120, 3)
+
+
+# ---------------------------------------------------------------------------- overlay layer
+def overlay_scene(offscreen, *, colormap="green", plane="sag"):
+    """Grey base (500 → 128 with window 500/1000) and an overlay on the same grid that is 0 except a
+    bright square (1000) on slice 2; returns (off, pipe, base render, overlay volume, square centre LPS)."""
+    aff = make_affine("sagittal", (1.0, 1.0, 3.0))
+    base = Volume(np.full((5, 60, 60), 500, np.int16), aff)
+    arr = np.zeros((5, 60, 60), np.float32)
+    arr[2, 20:40, 20:40] = 1000
+    over = Volume(arr, aff)
+    off = offscreen(300, 300)
+    pipe = SlicePipeline(off.renderer, plane=plane, overlays=False)
+    pipe.set_volume(base, window=(500.0, 1000.0))
+    centre = base.index_to_patient(np.array([29.5, 29.5, 2.0]))
+    pipe.set_point(centre)
+    return off, pipe, off.render(), over, centre
+
+
+def square_pixel(off, pipe, lps):
+    x, y = predicted_pixel(off, pipe, lps)
+    return int(round(y)), int(round(x))
+
+
+@pytest.mark.parametrize("colormap,top", [("green", (0, 255, 0)), ("magenta", (255, 0, 255)),
+                                          ("hot", (255, 255, 255)), ("gray", (255, 255, 255))])
+def test_overlay_opacity_blends_colormap(offscreen, colormap, top):
+    off, pipe, base_rgb, over, centre = overlay_scene(offscreen, colormap=colormap)
+    r, c = square_pixel(off, pipe, centre)
+    assert tuple(base_rgb[r, c]) == (128, 128, 128)
+    pipe.set_overlay(over, opacity=0.0, colormap=colormap, window=(500.0, 1000.0))
+    assert pipe.overlay() is over and not pipe.overlay_uses_reslice()
+    assert np.array_equal(off.render(), base_rgb)  # opacity 0: the base exactly
+    pipe.set_overlay_opacity(0.5)
+    rgb = off.render()
+    expect = 0.5 * np.array(top) + 0.5 * 128
+    assert np.allclose(rgb[r, c], expect, atol=3)
+    assert np.allclose(rgb[r + 80, c], 64, atol=3)  # outside the square: overlay value 0 → black, half blended
+    pipe.set_overlay_opacity(1.0)
+    rgb = off.render()
+    assert tuple(rgb[r, c]) == top
+    assert tuple(rgb[r + 80, c]) == (0, 0, 0)
+    # removing it restores the base image exactly
+    pipe.set_overlay(None)
+    assert pipe.overlay() is None
+    assert np.array_equal(off.render(), base_rgb)
+
+
+def test_overlay_follows_step_and_plane(offscreen):
+    off, pipe, base_rgb, over, centre = overlay_scene(offscreen)
+    pipe.set_overlay(over, opacity=1.0, colormap="green", window=(500.0, 1000.0))
+    r, c = square_pixel(off, pipe, centre)
+    assert tuple(off.render()[r, c]) == (0, 255, 0)
+    pipe.step(1)  # slice 1 or 3: the overlay there is 0 → black at opacity 1
+    assert pipe.slice_index() != 2
+    assert tuple(off.render()[r, c]) == (0, 0, 0)
+    pipe.set_point(centre)
+    assert tuple(off.render()[r, c]) == (0, 255, 0)
+    # the other planes cut the same square (3 mm thick along the sagittal normal)
+    for plane in ("ax", "cor"):
+        pipe.set_plane(plane)
+        pipe.set_point(centre)
+        rgb = off.render()
+        r2, c2 = square_pixel(off, pipe, centre)
+        red, green, blue = (int(v) for v in rgb[r2, c2])
+        assert green > 200 and red < 20 and blue < 20, plane
+        x, y, mask = blob_centroid(rgb, threshold=200, channel=1)
+        assert abs(x - c2) < 3 and abs(y - r2) < 3
+    # zoom keeps it registered with the base
+    pipe.set_plane("sag")
+    pipe.set_point(centre)
+    pipe.zoom(2.0)
+    rgb = off.render()
+    r3, c3 = square_pixel(off, pipe, centre)
+    assert tuple(rgb[r3, c3]) == (0, 255, 0)
+
+
+def test_overlay_interpolation_follows_base(offscreen):
+    off, pipe, base_rgb, over, centre = overlay_scene(offscreen)
+    pipe.set_overlay(over, opacity=1.0)
+    assert pipe._ov.property.GetInterpolationType() == 1
+    pipe.set_interpolation("nearest")
+    assert pipe._ov.property.GetInterpolationType() == 0
+    pipe.set_display_interpolation("linear")
+    assert pipe._ov.property.GetInterpolationType() == 1
+
+
+def test_overlay_other_grid_is_resampled_and_transparent_outside(offscreen):
+    off, pipe, base_rgb, over, centre = overlay_scene(offscreen)
+    aff = np.asarray(over.affine, float)
+    # 2× finer grid over the same field: the same square, resampled onto the base plane
+    fine_aff = aff.copy()
+    fine_aff[:3, :3] *= 0.5
+    fine_aff[:3, 3] -= 0.25 * (aff[:3, 0] + aff[:3, 1] + aff[:3, 2])  # same outer edges
+    fine = np.zeros((10, 120, 120), np.float32)
+    fine[4:6, 40:80, 40:80] = 1000
+    pipe.set_overlay(Volume(fine, fine_aff), opacity=1.0, colormap="green", window=(500.0, 1000.0))
+    assert pipe.overlay_uses_reslice()
+    r, c = square_pixel(off, pipe, centre)
+    rgb = off.render()
+    assert tuple(rgb[r, c]) == (0, 255, 0)
+    assert tuple(rgb[r + 80, c]) == (0, 0, 0)
+    # an overlay covering only part of the base: outside its volume the base shows through
+    shifted = aff.copy()
+    shifted[:3, 3] += 30.0 * aff[:3, 1] / np.linalg.norm(aff[:3, 1])  # 30 mm along the rows
+    pipe.set_overlay(Volume(np.full((5, 60, 60), 1000, np.float32), shifted), opacity=1.0, colormap="magenta",
+                     window=(500.0, 1000.0))
+    rgb = off.render()
+    inside = pipe.patient_to_display(shifted[:3, 3] + 10.0 * aff[:3, 1] + 20.0 * aff[:3, 0] + 2 * aff[:3, 2])
+    outside = pipe.patient_to_display(aff[:3, 3] + 10.0 * aff[:3, 1] + 20.0 * aff[:3, 0] + 2 * aff[:3, 2])
+    h = off.size[1]
+    assert tuple(rgb[int(h - inside[1]), int(inside[0])]) == (255, 0, 255)
+    assert tuple(rgb[int(h - outside[1]), int(outside[0])]) == (128, 128, 128)
+
+
+def test_overlay_window_colormap_and_errors(offscreen):
+    off, pipe, base_rgb, over, centre = overlay_scene(offscreen)
+    with pytest.raises(ValueError):
+        pipe.set_overlay(over, colormap="jet")
+    pipe.set_overlay(over, opacity=1.0, colormap="gray")
+    assert pipe.overlay_window() == pytest.approx(pipe._ov.auto)
+    assert pipe.set_overlay_window(1500.0, 1000.0)  # the square (1000) is now at the bottom: black
+    assert not pipe.set_overlay_window(1500.0, 1000.0)
+    r, c = square_pixel(off, pipe, centre)
+    assert tuple(off.render()[r, c]) == (0, 0, 0)
+    pipe.set_overlay_window(500.0, 1000.0)
+    pipe.set_overlay_colormap("magenta")
+    assert tuple(off.render()[r, c]) == (255, 0, 255)
+    assert pipe.set_overlay_opacity(7.0) is False  # clamped to 1, unchanged
+    assert pipe.overlay_opacity() == 1.0
+    # the overlay survives clear() + a new base volume and is removed with close()
+    pipe.clear()
+    assert not pipe._ov.actor.GetVisibility()
+    pipe.set_volume(Volume(np.full((5, 60, 60), 500, np.int16), over.affine), window=(500.0, 1000.0))
+    pipe.set_point(centre)
+    assert tuple(off.render()[r, c]) == (255, 0, 255)
+    pipe.close()
+    assert off.renderer.GetViewProps().GetNumberOfItems() == 0
+
+
+def test_interactive_level_of_detail(offscreen):
+    off, pipe, base_rgb, over, centre = overlay_scene(offscreen)
+    pipe.set_overlay(over, opacity=0.5)
+    assert pipe.interpolation == "linear" and not pipe.interactive
+    pipe.set_interactive(True)
+    assert pipe.image_property.GetInterpolationType() == 0 and pipe._ov.property.GetInterpolationType() == 0
+    pipe.set_interpolation("linear")  # a mode change while interacting keeps the cheap filter until refined
+    assert pipe.image_property.GetInterpolationType() == 0
+    pipe.set_interactive(False)
+    assert pipe.image_property.GetInterpolationType() == 1 and pipe._ov.property.GetInterpolationType() == 1
+    pipe.set_interpolation("nearest")
+    pipe.set_interactive(True)
+    pipe.set_interactive(False)
+    assert pipe.image_property.GetInterpolationType() == 0

@@ -172,3 +172,38 @@ def test_planes_reformat(view):
     view.set_plane("cor")
     assert view.slice_count == 60
     assert view.capture().std() > 5
+
+
+def test_overlay_blend_and_coalesced_opacity(view, qtbot):
+    vol = view.volume
+    base_rgb = view.capture()
+    arr = np.zeros(vol.array.shape, np.float32)
+    arr[view.slice_index, 10:30, 20:40] = 1000.0
+    from discviewer.volume import Volume
+
+    over = Volume(arr, vol.affine)
+    view.set_overlay(over, opacity=1.0, colormap="green", window=(500.0, 1000.0))
+    assert view.overlay() is over and view.overlay_opacity() == 1.0
+    centre = vol.index_to_patient(np.array([29.5, 19.5, view.slice_index]))
+    pt = view.widget_point_for_patient(centre)
+    x, y = int(pt.x() * view._dpr()), int(pt.y() * view._dpr())
+    rgb = view.capture()
+    assert tuple(rgb[y, x]) == (0, 255, 0)
+    # opacity changes render coalesced: many slider moves, one render
+    QtWidgets.QApplication.processEvents()
+    n0 = view.render_count
+    for a in (0.9, 0.7, 0.5):
+        view.set_overlay_opacity(a)
+    assert view.render_count == n0
+    qtbot.waitUntil(lambda: view.render_count > n0, timeout=1000)
+    QtWidgets.QApplication.processEvents()
+    assert view.render_count == n0 + 1
+    half = view.capture()[y, x].astype(int)
+    assert half[1] > half[0] + 60 and half[1] > half[2] + 60  # green-tinted blend
+    # scrolling moves the overlay with the base: the next slice has no square
+    view.step_slice(1)
+    assert not (view.capture()[y, x].astype(int)[1] > 200)
+    view.step_slice(-1)
+    view.set_overlay(None)
+    assert view.overlay() is None
+    assert np.array_equal(view.capture(), base_rgb)
