@@ -353,6 +353,16 @@ class MainWindow(QtWidgets.QMainWindow):
         act("difference", "Difference", lambda: self.controller.set_mode(
             "normal" if self.controller.mode == "difference" else "difference"), "D",
             checkable=True, tip="Follow-up − baseline (each in units of its own intensity range)")
+        act("overlay", "Overlay", lambda: self.controller.set_mode(
+            "normal" if self.controller.mode == "overlay" else "overlay"), "O", checkable=True,
+            tip="Follow-up (hot colours) over the baseline resampled onto its slices")
+        self.opacity_slider = QtWidgets.QSlider(Qt.Orientation.Horizontal)
+        self.opacity_slider.setRange(0, 100)
+        self.opacity_slider.setValue(50)
+        self.opacity_slider.setMaximumWidth(90)
+        self.opacity_slider.setToolTip("Overlay opacity")
+        self.opacity_slider.valueChanged.connect(lambda v: self.controller.set_overlay_opacity(v / 100.0))
+        tb.addWidget(self.opacity_slider)
         act("prev_visit", "◀ Visit", lambda: self.controller.step_visit(-1), "[", tip="Previous visit")
         act("next_visit", "Visit ▶", lambda: self.controller.step_visit(1), "]", tip="Next visit")
         tb.addSeparator()
@@ -487,7 +497,9 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _on_mode_changed(self, mode: str) -> None:
         self.actions_by_name["difference"].setChecked(mode == "difference")
-        self.mode_label.setText({"normal": "", "flicker": "FLICKER", "difference": "DIFFERENCE"}[mode])
+        self.actions_by_name["overlay"].setChecked(mode == "overlay")
+        self.mode_label.setText({"normal": "", "flicker": "FLICKER", "difference": "DIFFERENCE",
+                                 "overlay": "OVERLAY"}[mode])
 
     # ------------------------------------------------------------------ status bar
     def _on_slice_changed(self, frame, k: int) -> None:

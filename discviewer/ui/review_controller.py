@@ -26,7 +26,7 @@ from discviewer.ui.review_panel import ReviewPanel, ViewportFrame
 from discviewer.ui.workers import Job, LoadFn, make_multi_load_job
 
 MPR_PLANES = ("sag", "cor", "ax")
-MODES = ("normal", "flicker", "difference")
+MODES = ("normal", "flicker", "difference", "overlay")
 
 
 def _first_slice(candidate):
@@ -60,6 +60,7 @@ class ReviewController(QtCore.QObject):
         self.protocol: HangingProtocol | None = self.protocols[0] if self.protocols else None
         self.mode = "normal"
         self.flicker_on = False  # in flicker mode: True while the baseline is shown
+        self.overlay_opacity = 0.5  # overlay mode: the follow-up (hot colours) over the baseline
         self._job: Job | None = None
         self._jobs: set[Job] = set()
         self._pending: dict[int, list[ViewportFrame]] = {}  # id(candidate) → frames waiting for it
@@ -379,13 +380,24 @@ class ReviewController(QtCore.QObject):
 
     def _reset_mode(self) -> None:
         self._compare.clear()
+        for f in self.panel.view_frames():
+            if f.view.overlay() is not None:
+                f.view.set_overlay(None)
         if self.mode != "normal":
             self.mode = "normal"
             self.flicker_on = False
             self.mode_changed.emit(self.mode)
 
+    def set_overlay_opacity(self, opacity: float) -> None:
+        self.overlay_opacity = float(min(max(opacity, 0.0), 1.0))
+        if self.mode == "overlay":
+            for f in self.panel.view_frames():
+                if f.view.overlay() is not None:
+                    f.view.set_overlay_opacity(self.overlay_opacity)
+
     def set_mode(self, mode: str) -> None:
-        """'normal', 'flicker' (F toggles baseline ↔ follow-up) or 'difference'."""
+        """'normal', 'flicker' (F toggles baseline ↔ follow-up), 'difference' or 'overlay'
+        (the follow-up in hot colours over the baseline, with `overlay_opacity`)."""
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}")
         self.mode = mode
@@ -412,15 +424,19 @@ class ReviewController(QtCore.QObject):
             view = f.view
             state = view.view_state()
             point = view.pipeline.point() if view.volume is not None else None
+            overlay = None
             if self.mode == "normal" or (self.mode == "flicker" and not self.flicker_on):
-                vol, label, window = own, f.title, None
+                vol, label = own, f.title
             else:
                 comp = self._comparison(f)
                 if comp is None:
+                    view.set_overlay(None)
                     continue
                 on_grid, diff = comp
                 if self.mode == "flicker":
                     vol, label = on_grid, f"BASELINE on {f.title}"
+                elif self.mode == "overlay":
+                    vol, label, overlay = on_grid, f"{f.title} (hot) over BASELINE", own
                 else:
                     vol, label = diff, f"DIFFERENCE vs baseline · {f.title}"
                 shown += 1
@@ -430,6 +446,8 @@ class ReviewController(QtCore.QObject):
                 rel = IntensityNormalizer.from_array(before).to_relative(*view.window())
             view.set_volume(vol, label=label, point=point)
             view.set_view_state(state)
+            view.set_overlay(overlay, opacity=self.overlay_opacity, colormap="hot") if overlay is not None \
+                else view.set_overlay(None)
             if self.mode == "difference" and vol is not own:
                 view.set_window(0.0, 1.0)
             elif rel is not None and before is not vol:

@@ -285,3 +285,25 @@ def test_first_slice_appears_before_the_series_has_loaded(qtbot, demo, tmp_path)
     finally:
         gate.set()
         w.shutdown()
+
+
+def test_overlay_follow_up_over_baseline_with_opacity(window, qtbot):
+    frames = hang(window, qtbot)
+    follow = frames[2]
+    own = follow.view.volume
+    plain = follow.view.capture().astype(int)
+    window.actions_by_name["overlay"].trigger()
+    assert window.controller.mode == "overlay" and window.mode_label.text() == "OVERLAY"
+    assert follow.view.overlay() is own and follow.view.volume is not own  # base = baseline on its grid
+    assert frames[0].view.overlay() is None  # nothing to overlay on the baseline itself
+    follow.view.render_now()
+    half = follow.view.capture().astype(int)
+    window.opacity_slider.setValue(100)
+    assert follow.view.overlay_opacity() == pytest.approx(1.0)
+    follow.view.render_now()
+    full = follow.view.capture().astype(int)
+    assert np.abs(half - full).mean() > 1 and np.abs(half - plain).mean() > 1
+    # hot colours: red dominates where the follow-up is drawn fully opaque
+    assert full[..., 0].mean() > full[..., 2].mean() + 10
+    window.actions_by_name["overlay"].trigger()
+    assert window.controller.mode == "normal" and follow.view.overlay() is None and follow.view.volume is own
