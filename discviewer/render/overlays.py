@@ -128,13 +128,24 @@ class SliceOverlays:
         w, h = float(width), float(height)
         t = self.texts
         t["series"].SetPosition(m, h - m)
-        line = t["series"].GetTextProperty().GetFontSize() + 6
+        fs = t["series"].GetTextProperty().GetFontSize()
+        line = fs + 6
         t["slice"].SetPosition(m, h - m - (line if t["series"].GetInput() else 0))
-        t["window"].SetPosition(w - m, h - m)
+        # narrow viewports (grids of visits): keep the corner texts and the top letter apart.
+        # Widths are estimated (~0.6 em per character) so the layout needs no text rendering.
+        series_w = 0.6 * fs * len(t["series"].GetInput() or "")
+        window_w = 0.6 * fs * len(t["window"].GetInput() or "")
+        window_row = 0 if series_w + window_w + 3 * m <= w else 1
+        t["window"].SetPosition(w - m, h - m - window_row * line)
+        crowded = series_w > w / 2 - fs or (window_row == 0 and window_w > w / 2 - fs)
         t["left"].SetPosition(m, h / 2)
         t["right"].SetPosition(w - m, h / 2)
-        t["top"].SetPosition(w / 2, h - m)
+        t["top"].SetPosition(w / 2, h - m - (2 * line if crowded else 0))
         t["bottom"].SetPosition(w / 2, m + line + 2)  # above the notice / scale-bar row
+        # the research-use mark always stays readable: a shorter form when the view is narrow
+        nfs = t["notice"].GetTextProperty().GetFontSize()
+        notice = RESEARCH_USE_NOTICE if 0.6 * nfs * len(RESEARCH_USE_NOTICE) + 2 * m <= w else "Research use only"
+        self.set_text("notice", notice)
         t["notice"].SetPosition(w - m, m)
         self._layout_scale_bar(w, h, mm_per_px)
 
