@@ -175,27 +175,46 @@ def _parse(buf: bytes):
         return None
     implicit = ts == IMPLICIT_LE
     raw: dict[int, tuple[bytes, str]] = {}
+    # the hot loop (≈150 elements per file): the element header is decoded inline
+    u32 = _u32
+    tag_u32 = struct.Struct("<HH").unpack_from
+    long_vrs = _LONG_VRS
+    wanted = WANTED
+    fallback = FALLBACK_TAGS
     while pos + 8 <= end:
-        g, e = _tag(buf, pos)
+        g, e = tag_u32(buf, pos)
         t = (g << 16) | e
-        if t in FALLBACK_TAGS:
-            return None
-        vpos, length, vr = _element_header(buf, pos, implicit)
-        if t == PIXEL_DATA:
-            values = _values(raw)
-            if values is None:
+        if implicit:
+            vr = None
+            length = u32(buf, pos + 4)[0]
+            vpos = pos + 8
+        else:
+            vr = buf[pos + 4:pos + 6]
+            if vr in long_vrs:
+                length = u32(buf, pos + 8)[0]
+                vpos = pos + 12
+            else:
+                if not (65 <= vr[0] <= 90 and 65 <= vr[1] <= 90):
+                    return None  # not an explicit VR after all
+                length = buf[pos + 6] | (buf[pos + 7] << 8)
+                vpos = pos + 8
+        if t >= 0x52009229 or t == 0x00041220:  # functional groups, float pixels, DICOMDIR records
+            if t in fallback:
                 return None
-            if length == _UNDEFINED:
-                return FastDataset(values, meta), vpos, None, True
-            return FastDataset(values, meta), vpos, length, False
+            if t == PIXEL_DATA:
+                values = _values(raw)
+                if values is None:
+                    return None
+                if length == _UNDEFINED:
+                    return FastDataset(values, meta), vpos, None, True
+                return FastDataset(values, meta), vpos, length, False
         if length == _UNDEFINED:
             pos = _skip_undefined(buf, vpos, end, implicit)
             continue
         if vpos + length > end:
             return None  # header continues beyond the bytes we have
-        if t in WANTED:
-            vr_s = vr.decode("ascii") if vr is not None else WANTED_VR[t]
-            raw[t] = (buf[vpos:vpos + length], vr_s)
+        if t in wanted:
+            raw[t] = (buf[vpos:vpos + length], vr.decode("ascii") if vr is not None else WANTED_VR[t])
         pos = vpos + length
     return None  # no Pixel Data within buf
 
