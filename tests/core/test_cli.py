@@ -48,7 +48,7 @@ def test_scan_json_on_real_data(real_data):
 
 
 def test_demo_study_is_generated_once_and_cached(tmp_path, monkeypatch):
-    from discviewer import cli
+    from discviewer.ui import cli
 
     monkeypatch.setenv("DISCVIEWER_CACHE", str(tmp_path / "cache"))
     first = cli.ensure_demo_study("small", quiet=True)
@@ -63,7 +63,7 @@ def test_demo_study_is_generated_once_and_cached(tmp_path, monkeypatch):
 
 
 def test_interrupted_demo_generation_leaves_no_cache(tmp_path, monkeypatch):
-    from discviewer import cli
+    from discviewer.ui import cli
 
     monkeypatch.setenv("DISCVIEWER_CACHE", str(tmp_path / "cache"))
 

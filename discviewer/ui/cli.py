@@ -1,7 +1,8 @@
 """Command line: `discviewer [PATH…] [--demo]`, `discviewer scan PATH --json`, `discviewer demo-data OUTDIR`.
 
-Owns argument parsing and the demo-study cache. The GUI is imported only when a window opens,
-so `scan` and `demo-data` run without Qt or a display.
+Owns argument parsing and the demo-study cache. It is the top of the stack (it can open the
+window), so it lives beside the UI; Qt is imported only when a window opens, so `scan` and
+`demo-data` run without Qt or a display.
 """
 from __future__ import annotations
 
