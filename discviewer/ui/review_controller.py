@@ -67,6 +67,7 @@ class ReviewController(QtCore.QObject):
         self._own: dict[int, Volume] = {}  # id(frame) → the frame's own full volume
         self._compare: dict[int, tuple[Volume, Volume]] = {}  # id(frame) → (baseline on grid, difference)
         self._last_single: tuple[Any, str] | None = None
+        self._unsubscribe = None
 
     # ------------------------------------------------------------------ study
     @property
@@ -74,7 +75,12 @@ class ReviewController(QtCore.QObject):
         return self.panel.links.transforms
 
     def set_study(self, study: Study | None) -> None:
+        if getattr(self, "_unsubscribe", None) is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
         self.study = study
+        if study is not None:
+            self._unsubscribe = study.changed.subscribe(self._on_study_changed)
         baseline = None
         if study is not None and study.patients and study.patients[0].baseline is not None:
             baseline = study.patients[0].baseline.id
@@ -84,6 +90,17 @@ class ReviewController(QtCore.QObject):
         self._own.clear()
         self._compare.clear()
         self.mode = "normal"
+
+    def _on_study_changed(self, change) -> None:
+        """A visit label or a role changed in the model: retitle the viewports that show it."""
+        if getattr(change, "name", "") != "label":
+            return
+        for f in self.panel.view_frames():
+            if f.visit is change.source and f.candidate is not None:
+                _, visit, entry, echo = self.locate(f.candidate)
+                f.title = self._title(visit, entry, echo, f.view.plane)
+                if self.mode == "normal":
+                    f.view.set_label(f.title)
 
     def locate(self, candidate):
         """(patient, visit, entry, echo index) of a candidate in the study, or Nones."""

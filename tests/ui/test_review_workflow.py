@@ -307,3 +307,12 @@ def test_overlay_follow_up_over_baseline_with_opacity(window, qtbot):
     assert full[..., 0].mean() > full[..., 2].mean() + 10
     window.actions_by_name["overlay"].trigger()
     assert window.controller.mode == "normal" and follow.view.overlay() is None and follow.view.volume is own
+
+
+def test_renaming_a_visit_retitles_its_viewport(window, qtbot):
+    frames = hang(window, qtbot)
+    visit = frames[1].visit
+    visit.set_label("3 months")
+    assert frames[1].view.overlay_text("series").startswith("3 months")
+    visit.set_label(None)
+    assert frames[1].view.overlay_text("series").startswith("3 m (day 96)")
