@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from .rigid import (RegistrationCancelled, RegistrationError, RegistrationResult, choose_metric,
                     euler_matrix, register_rigid)
+from .visits import VisitRegistration, pair_entries, provenance, resample_to_fixed
 
 __all__ = ["RegistrationCancelled", "RegistrationError", "RegistrationResult", "choose_metric",
-           "euler_matrix", "register_rigid"]
+           "euler_matrix", "register_rigid", "VisitRegistration", "pair_entries", "provenance",
+           "resample_to_fixed"]

@@ -14,9 +14,11 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 from discviewer import RESEARCH_USE_NOTICE, __version__
 
-SUBCOMMANDS = ("scan", "demo-data")
+SUBCOMMANDS = ("scan", "demo-data", "register")
 
 
 def demo_cache_root() -> Path:
@@ -108,14 +110,79 @@ def _cmd_demo_data(argv: list[str]) -> int:
     return 0
 
 
+def _pick_volume_candidate(path: str):
+    """The series to register from a path: the largest non-localizer volume (ties: first)."""
+    from discviewer.io import scan
+
+    result = scan(path)
+    cands = [c for c in result.series if not c.is_localizer] or list(result.series)
+    if not cands:
+        reasons = "; ".join(f"{p.path}: {p.reason}" for p in result.problems[:3])
+        raise SystemExit(f"discviewer register: no image volume in {path}" + (f" ({reasons})" if reasons else ""))
+    return max(cands, key=lambda c: c.slice_count * c.rows * c.columns)
+
+
+def _cmd_register(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="discviewer register",
+                                description="Rigidly register MOVING to FIXED; the matrix maps fixed patient "
+                                            "coordinates (LPS mm) to moving ones (ITK convention).")
+    p.add_argument("fixed")
+    p.add_argument("moving")
+    p.add_argument("--roi", help="x0,y0,z0,x1,y1,z1 box in fixed patient coordinates (mm), e.g. one disc level")
+    p.add_argument("--metric", choices=("auto", "ncc", "mi"), default="auto")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    a = p.parse_args(argv)
+    from discviewer.io import load
+    from discviewer.registration import RegistrationError, register_rigid
+
+    roi = None
+    if a.roi:
+        try:
+            roi = tuple(float(v) for v in a.roi.split(","))
+            if len(roi) != 6:
+                raise ValueError
+        except ValueError:
+            print("discviewer register: --roi needs six numbers x0,y0,z0,x1,y1,z1 (mm)", file=sys.stderr)
+            return 2
+    for path in (a.fixed, a.moving):
+        if not os.path.exists(path):
+            print(f"discviewer register: {path}: no such file or folder", file=sys.stderr)
+            return 2
+    fc, mc = _pick_volume_candidate(a.fixed), _pick_volume_candidate(a.moving)
+    try:
+        res = register_rigid(load(fc), load(mc), roi=roi, metric=a.metric)
+    except RegistrationError as exc:
+        print(f"discviewer register: {exc}", file=sys.stderr)
+        return 1
+    out = {
+        "fixed": {"path": a.fixed, "series": fc.label},
+        "moving": {"path": a.moving, "series": mc.label},
+        "matrix": np.asarray(res.matrix).tolist(),
+        "convention": "matrix maps a point in the fixed volume's patient space (LPS mm) to the moving one's",
+        "metric": res.metric, "initial_metric": res.initial_metric, "final_metric": res.final_metric,
+        "iterations": res.iterations, "seconds": res.seconds, "roi": list(roi) if roi else None,
+        "parameters": getattr(res, "parameters", None), "notice": RESEARCH_USE_NOTICE,
+    }
+    if a.json:
+        json.dump(out, sys.stdout, indent=1, default=float)
+        sys.stdout.write("\n")
+    else:
+        print(f"{fc.label} ← {mc.label}: {res.metric} {res.initial_metric:.4f} → {res.final_metric:.4f} "
+              f"in {res.seconds:.2f} s")
+        for row in out["matrix"]:
+            print("  " + "  ".join(f"{v:10.5f}" for v in row))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in SUBCOMMANDS:
-        return {"scan": _cmd_scan, "demo-data": _cmd_demo_data}[argv[0]](argv[1:])
+        return {"scan": _cmd_scan, "demo-data": _cmd_demo_data, "register": _cmd_register}[argv[0]](argv[1:])
     p = argparse.ArgumentParser(prog="discviewer",
                                 description=f"Serial lumbar-spine MRI review. {RESEARCH_USE_NOTICE}.",
                                 epilog="subcommands: 'discviewer scan PATH [--json]', "
-                                       "'discviewer demo-data OUTDIR [--patients N] [--seed S] [--size small|full]'")
+                                       "'discviewer demo-data OUTDIR [--patients N] [--seed S] [--size small|full]', "
+                                       "'discviewer register FIXED MOVING [--roi x0,y0,z0,x1,y1,z1] [--json]'")
     p.add_argument("paths", nargs="*", help="DICOM folder(s), file(s), DICOMDIR or NIfTI to open")
     p.add_argument("--demo", action="store_true", help="open the built-in synthetic demo study")
     p.add_argument("--demo-size", choices=("small", "full"), default="full")

@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from tests.core.dicom_factory import write_stack
@@ -83,3 +84,25 @@ def test_demo_data_command_writes_dicom_and_truth(tmp_path):
     truth = json.loads((tmp_path / "out" / "truth.json").read_text())
     assert truth["generator"]["seed"] == 2
     assert len(list((tmp_path / "out").rglob("*.dcm"))) >= 5 * 3 * 9
+
+
+def test_register_json_recovers_the_phantom_transform(tmp_path):
+    from discviewer.phantom import write_study
+
+    out = write_study(tmp_path / "demo", size="small", seed=3)
+    truth = json.loads((out / "truth.json").read_text())["patients"][0]["visits"]
+    fixed = out / "P01" / "V1_baseline" / "01_T2_SAG"
+    moving = out / "P01" / "V2_3m" / "01_T2_SAG"
+    r = run_cli("register", fixed, moving, "--json")
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    m = np.array(data["matrix"])
+    expected = np.array(truth[1]["baseline_to_visit"])
+    centre = np.array(truth[0]["discs"]["L4/L5"]["centre"])
+    corners = centre + np.array([[sx, sy, sz] for sx in (-15, 15) for sy in (-25, 25) for sz in (-25, 25)])
+    err = np.linalg.norm((corners @ m[:3, :3].T + m[:3, 3]) - (corners @ expected[:3, :3].T + expected[:3, 3]), axis=1)
+    assert np.sqrt((err ** 2).mean()) < 0.5
+    assert data["final_metric"] > data["initial_metric"]
+    assert "fixed volume's patient space" in data["convention"]
+    bad = run_cli("register", fixed, moving, "--roi", "1,2,3")
+    assert bad.returncode == 2 and "six numbers" in bad.stderr
