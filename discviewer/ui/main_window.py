@@ -70,6 +70,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.review.setAcceptDrops(False)
         self.controller = ReviewController(self.review, load_fn=load_fn, parent=self)
         self.volume_dock: QtWidgets.QDockWidget | None = None
+        self.registration_panel = None
         self.volume_view = None
         splitter = QtWidgets.QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(self.browser)
@@ -363,6 +364,12 @@ class MainWindow(QtWidgets.QMainWindow):
         self.opacity_slider.setToolTip("Overlay opacity")
         self.opacity_slider.valueChanged.connect(lambda v: self.controller.set_overlay_opacity(v / 100.0))
         tb.addWidget(self.opacity_slider)
+        act("checkerboard", "Checker", lambda: self.controller.set_mode(
+            "normal" if self.controller.mode == "checkerboard" else "checkerboard"), "K", checkable=True,
+            tip="Checkerboard of follow-up and baseline (registration check)")
+        act("fusion", "Fusion", lambda: self.controller.set_mode(
+            "normal" if self.controller.mode == "fusion" else "fusion"), "Shift+F", checkable=True,
+            tip="Colour fusion: baseline grey, follow-up magenta (registration check)")
         act("prev_visit", "◀ Visit", lambda: self.controller.step_visit(-1), "[", tip="Previous visit")
         act("next_visit", "Visit ▶", lambda: self.controller.step_visit(1), "]", tip="Next visit")
         tb.addSeparator()
@@ -371,6 +378,17 @@ class MainWindow(QtWidgets.QMainWindow):
         act("crosshair", "Crosshair", self._toggle_scheme, "X", checkable=True,
             tip="Left-drag places a crosshair (research scheme) instead of window/level")
         act("volume3d", "3D", self.show_3d, "Ctrl+3", tip="Volume rendering of the active series")
+        tb.addSeparator()
+        act("register", "Register", self.register_visits, "Ctrl+R",
+            tip="Register every visit to baseline (rigid, on the T2 sag); linked views then follow")
+        for name, text, key, kw in (("nudge_left", "Nudge left", "Shift+Left", dict(du=-0.5)),
+                                    ("nudge_right", "Nudge right", "Shift+Right", dict(du=0.5)),
+                                    ("nudge_up", "Nudge up", "Shift+Up", dict(dv=0.5)),
+                                    ("nudge_down", "Nudge down", "Shift+Down", dict(dv=-0.5)),
+                                    ("rotate_ccw", "Rotate +0.5°", "Ctrl+Shift+Left", dict(rotate_deg=0.5)),
+                                    ("rotate_cw", "Rotate −0.5°", "Ctrl+Shift+Right", dict(rotate_deg=-0.5))):
+            act(name, text, lambda _=False, k=kw: self.controller.nudge(**k), key, toolbar=False,
+                tip="Manual registration correction of the active follow-up")
         menu.addSeparator()
         wl = menu.addMenu("Window/level presets")
         for name, rel in (("Auto (1st–99th percentile)", None), ("Full range", "full"),
@@ -407,6 +425,25 @@ class MainWindow(QtWidgets.QMainWindow):
             view.set_window((lo + hi) / 2, max(hi - lo, 1e-6))
         else:
             view.set_window(*IntensityNormalizer.from_array(view.volume).from_relative(*rel))
+
+    def register_visits(self) -> None:
+        """Register every follow-up to baseline; results in the Registration dock."""
+        self._registration_dock()
+        self.controller.register_visits()
+
+    def _registration_dock(self):
+        if getattr(self, "registration_panel", None) is None:
+            from discviewer.ui.registration_panel import RegistrationPanel
+
+            self.registration_panel = RegistrationPanel(self.controller)
+            self.registration_panel.register_requested.connect(self.controller.register_visits)
+            dock = QtWidgets.QDockWidget("Registration", self)
+            dock.setObjectName("dock-registration")
+            dock.setWidget(self.registration_panel)
+            self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, dock)
+            self.registration_dock = dock
+        self.registration_dock.show()
+        return self.registration_panel
 
     def show_3d(self) -> None:
         """Open (or update) the 3-D view dock with the active viewport's volume."""
@@ -497,9 +534,9 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _on_mode_changed(self, mode: str) -> None:
         self.actions_by_name["difference"].setChecked(mode == "difference")
-        self.actions_by_name["overlay"].setChecked(mode == "overlay")
-        self.mode_label.setText({"normal": "", "flicker": "FLICKER", "difference": "DIFFERENCE",
-                                 "overlay": "OVERLAY"}[mode])
+        for name in ("overlay", "checkerboard", "fusion"):
+            self.actions_by_name[name].setChecked(mode == name)
+        self.mode_label.setText("" if mode == "normal" else mode.upper())
 
     # ------------------------------------------------------------------ status bar
     def _on_slice_changed(self, frame, k: int) -> None:

@@ -26,7 +26,8 @@ from discviewer.ui.review_panel import ReviewPanel, ViewportFrame
 from discviewer.ui.workers import Job, LoadFn, make_multi_load_job
 
 MPR_PLANES = ("sag", "cor", "ax")
-MODES = ("normal", "flicker", "difference", "overlay")
+MODES = ("normal", "flicker", "difference", "overlay", "checkerboard", "fusion")
+CHECKER_MM = 12.0  # checkerboard tile size
 
 
 def _first_slice(candidate):
@@ -48,6 +49,9 @@ class ReviewController(QtCore.QObject):
     load_failed = QtCore.Signal(str)
     mode_changed = QtCore.Signal(str)
     load_progress = QtCore.Signal(int, int)  # (series done, series total); (0, 0) when idle
+    registered = QtCore.Signal(object)  # VisitRegistration, or an error text (str)
+    registration_finished = QtCore.Signal(list)  # every VisitRegistration of the run
+    transforms_changed = QtCore.Signal(str)  # visit id whose transform changed (registration / nudge / reset)
 
     def __init__(self, panel: ReviewPanel, *, load_fn: LoadFn | None = None, cache: VolumeCache | None = None,
                  parent: QtCore.QObject | None = None) -> None:
@@ -360,6 +364,123 @@ class ReviewController(QtCore.QObject):
                     pass
         return handler
 
+    # ------------------------------------------------------------------ registration
+    def current_patient(self):
+        cand = self.current_candidate()
+        patient = self.locate(cand)[0] if cand is not None else None
+        if patient is None and self.study is not None and self.study.patients:
+            patient = self.study.patients[0]
+        return patient
+
+    def register_visits(self, role: str = "T2 sag", roi=None, patient=None) -> Job | None:
+        """Register every follow-up visit of the patient to its baseline in a worker; each result
+        is applied to the transform set (so linked views follow) as soon as it is ready."""
+        from discviewer.registration import (VisitRegistration, pair_entries, provenance,
+                                             register_rigid)
+
+        patient = patient or self.current_patient()
+        if patient is None or patient.baseline is None or len(patient.visits) < 2:
+            self.status.emit("Register visits: needs a patient with a baseline and at least one follow-up")
+            return None
+        pairs = []
+        for v in patient.visits:
+            if v is patient.baseline:
+                continue
+            pe = pair_entries(patient.baseline, v, role)
+            pairs.append((v, pe))
+        cache, load = self.cache, (self.load_fn or _default_load)
+        results: list = []
+        job: Job
+
+        def fn(progress, cancel):
+            for i, (visit, pe) in enumerate(pairs):
+                if cancel():
+                    break
+                if pe is None:
+                    job.item_ready.emit(job.request_id, visit, f"{visit.label}: no series role shared with baseline")
+                    continue
+                be, ve, r = pe
+                try:
+                    fixed = cache.get_or_load(be.candidate(0), load)
+                    moving = cache.get_or_load(ve.candidate(0), load)
+                    res = register_rigid(fixed, moving, roi=roi, cancel=cancel)
+                    vr = VisitRegistration(visit.id, visit.label, r, res,
+                                           provenance(res, r, mode="ROI" if roi is not None else "whole volume"))
+                    results.append(vr)
+                    job.item_ready.emit(job.request_id, visit, vr)
+                except Exception as exc:  # one failed pair never stops the others
+                    job.item_ready.emit(job.request_id, visit, f"{visit.label}: {type(exc).__name__}: {exc}")
+                progress(i + 1, len(pairs))
+            return results
+
+        job = Job(fn, kind="register", parent=self)
+        job.item_ready.connect(self._on_registered)
+        job.progressed.connect(lambda rid, d, t: self.load_progress.emit(d, t))
+        job.succeeded.connect(lambda rid, res: self.registration_finished.emit(list(res)))
+        job.finished.connect(lambda j=job: (self._jobs.discard(j), self.load_progress.emit(0, 0), j.deleteLater()))
+        self._jobs.add(job)
+        self.status.emit(f"Registering {len(pairs)} visit(s) to baseline…")
+        self.load_progress.emit(0, len(pairs))
+        job.start()
+        return job
+
+    def _on_registered(self, request_id: int, visit, vr) -> None:
+        if isinstance(vr, str):
+            self.registered.emit(vr)
+            self.status.emit(f"Registration failed: {vr}")
+            return
+        details = {**vr.provenance, "algorithm": vr.provenance.get("method", ""), "method": "registration"}
+        self.transforms.set(vr.visit_id, vr.visit_to_baseline, details)
+        self._after_transform_change(vr.visit_id)
+        self.registered.emit(vr)
+        r = vr.result
+        self.status.emit(f"{vr.visit_label} registered: {r.metric} {r.initial_metric:.3f} → {r.final_metric:.3f}")
+
+    def _after_transform_change(self, visit_id: str) -> None:
+        self._compare.clear()  # comparisons were resampled through the old transform
+        if self.mode != "normal":
+            self._apply_mode()
+        active = self.panel.active_view()
+        if active is not None and active.volume is not None:
+            self.panel.links.sync_all_from(active)
+        self.transforms_changed.emit(visit_id)
+
+    def nudge(self, *, du: float = 0.0, dv: float = 0.0, rotate_deg: float = 0.0) -> bool:
+        """Manual correction of the active follow-up's transform: move it by (du, dv) mm along the
+        view's screen axes, or rotate it by `rotate_deg` about the view normal through the view point."""
+        f = self.panel.active
+        if f is None or f.view is None or f.view.volume is None or not f.visit_id:
+            return False
+        if f.visit_id == self.transforms.baseline_id:
+            self.status.emit("The baseline is the reference: nudge a follow-up viewport")
+            return False
+        pipe = f.view.pipeline
+        R, U, N = pipe.frame()
+        m = self.transforms.get(f.visit_id)  # visit → baseline
+        d = np.eye(4)
+        if rotate_deg:
+            from scipy.spatial.transform import Rotation
+
+            rot = Rotation.from_rotvec(np.deg2rad(rotate_deg) * np.asarray(N, float) / np.linalg.norm(N)).as_matrix()
+            c = self.transforms.to_baseline(pipe.point(), f.visit_id)
+            d[:3, :3] = rot
+            d[:3, 3] = c - rot @ c
+        else:
+            d[:3, 3] = du * np.asarray(R, float) + dv * np.asarray(U, float)
+        prov = self.transforms.provenance(f.visit_id)
+        details = dict(getattr(prov, "details", {}) or {})
+        details["manual_edits"] = int(details.get("manual_edits", 0)) + 1
+        details["user"] = details.get("user") or ""
+        self.transforms.set(f.visit_id, d @ m, dict(method=f"{prov.method} + manual" if "manual" not in prov.method
+                                                    else prov.method, **details))
+        self._after_transform_change(f.visit_id)
+        return True
+
+    def reset_transform(self, visit_id: str | None = None) -> None:
+        visit_id = visit_id or (self.panel.active.visit_id if self.panel.active is not None else None)
+        if visit_id and self.transforms.reset(visit_id):
+            self._after_transform_change(visit_id)
+
     # ------------------------------------------------------------------ comparison with baseline
     def _baseline_frame_volume(self, frame: ViewportFrame) -> Volume | None:
         """The baseline volume matching this frame's series (same role/plane/echo), loaded."""
@@ -394,6 +515,25 @@ class ReviewController(QtCore.QObject):
                       warnings=["difference image: follow-up − baseline, each in units of its own p1–p99 range"])
         self._compare[key] = (on_grid, diff)
         return self._compare[key]
+
+    def _checkerboard(self, frame, own: Volume, diff: Volume) -> Volume:
+        """Tiles of the follow-up and the baseline (both in p1–p99 units) on the follow-up's grid."""
+        key = ("cb", id(frame))
+        if key in self._compare:
+            return self._compare[key]
+        on_grid = self._compare[id(frame)][0]
+        n_own = IntensityNormalizer.from_array(own)
+        n_base = IntensityNormalizer.from_array(on_grid)
+        a = (own.array.astype(np.float32) - n_own.lo) / n_own.scale
+        b = (on_grid.array - n_base.lo) / n_base.scale
+        sc, sr, _ = own.spacing
+        ns, nr, nc = own.shape
+        r, c = np.mgrid[0:nr, 0:nc]
+        tiles = ((r * sr // CHECKER_MM).astype(int) + (c * sc // CHECKER_MM).astype(int)) % 2 == 0
+        vol = Volume(np.where(tiles[None], a, b).astype(np.float32), own.affine.copy(), info=own.info,
+                     warnings=[f"checkerboard: {CHECKER_MM:g} mm tiles of follow-up and baseline"])
+        self._compare[key] = vol
+        return vol
 
     def _reset_mode(self) -> None:
         self._compare.clear()
@@ -454,6 +594,10 @@ class ReviewController(QtCore.QObject):
                     vol, label = on_grid, f"BASELINE on {f.title}"
                 elif self.mode == "overlay":
                     vol, label, overlay = on_grid, f"{f.title} (hot) over BASELINE", own
+                elif self.mode == "fusion":
+                    vol, label, overlay = on_grid, f"FUSION: baseline grey, {f.title} magenta", own
+                elif self.mode == "checkerboard":
+                    vol, label = self._checkerboard(f, own, diff), f"CHECKERBOARD baseline / {f.title}"
                 else:
                     vol, label = diff, f"DIFFERENCE vs baseline · {f.title}"
                 shown += 1
@@ -463,10 +607,15 @@ class ReviewController(QtCore.QObject):
                 rel = IntensityNormalizer.from_array(before).to_relative(*view.window())
             view.set_volume(vol, label=label, point=point)
             view.set_view_state(state)
-            view.set_overlay(overlay, opacity=self.overlay_opacity, colormap="hot") if overlay is not None \
-                else view.set_overlay(None)
+            if overlay is not None:
+                view.set_overlay(overlay, opacity=self.overlay_opacity if self.mode == "overlay" else 0.5,
+                                 colormap="hot" if self.mode == "overlay" else "magenta")
+            else:
+                view.set_overlay(None)
             if self.mode == "difference" and vol is not own:
                 view.set_window(0.0, 1.0)
+            elif self.mode == "checkerboard" and vol is not own:
+                view.set_window(0.5, 1.0)
             elif rel is not None and before is not vol:
                 view.set_window(*IntensityNormalizer.from_array(vol).from_relative(*rel))
         self.panel.link_views()
