@@ -28,6 +28,9 @@ from discviewer.ui.study_browser import StudyBrowserPanel, candidate_label
 from discviewer.ui.workers import Job, LoadFn, ScanFn, make_scan_job
 
 Qt = QtCore.Qt
+# half-size (x: left-right, y: anterior-posterior, z: superior-inferior, mm) of the disc-level box:
+# one disc with the adjacent halves of its two vertebral bodies
+DISC_ROI_HALF_MM = (20.0, 30.0, 25.0)
 
 
 def about_text() -> str:
@@ -381,6 +384,9 @@ class MainWindow(QtWidgets.QMainWindow):
         tb.addSeparator()
         act("register", "Register", self.register_visits, "Ctrl+R",
             tip="Register every visit to baseline (rigid, on the T2 sag); linked views then follow")
+        act("register_here", "Register here", self.register_here, "Ctrl+Shift+R", toolbar=False,
+            tip="Disc-level registration: a box around the active view's position (one disc and its two "
+                "vertebrae) instead of the whole volume")
         for name, text, key, kw in (("nudge_left", "Nudge left", "Shift+Left", dict(du=-0.5)),
                                     ("nudge_right", "Nudge right", "Shift+Right", dict(du=0.5)),
                                     ("nudge_up", "Nudge up", "Shift+Up", dict(dv=0.5)),
@@ -430,6 +436,19 @@ class MainWindow(QtWidgets.QMainWindow):
         """Register every follow-up to baseline; results in the Registration dock."""
         self._registration_dock()
         self.controller.register_visits()
+
+    def register_here(self) -> None:
+        """Register every visit on a box around the active view's point (in baseline space)."""
+        view = self.slice_view
+        frame = self.review.active
+        if view is None or view.volume is None or frame is None:
+            self.statusBar().showMessage("Show a series first", 4000)
+            return
+        p = self.controller.transforms.to_baseline(view.pipeline.point(), frame.visit_id)
+        half = np.array(DISC_ROI_HALF_MM)
+        roi = tuple(np.concatenate([p - half, p + half]).tolist())
+        self._registration_dock()
+        self.controller.register_visits(roi=roi)
 
     def _registration_dock(self):
         if getattr(self, "registration_panel", None) is None:
