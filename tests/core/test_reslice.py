@@ -101,3 +101,20 @@ def test_resample_volume_through_a_transform():
     ok = ~np.isnan(vals)
     assert ok.sum() > 20
     np.testing.assert_allclose(vals[ok], f(pts[ok].T), rtol=1e-5, atol=1e-3)
+
+
+def test_resample_to_fixed_puts_the_follow_up_on_the_baseline_grid():
+    from discviewer.registration import resample_to_fixed
+
+    fixed = linear_volume(sag_affine())
+    # the follow-up's patient space is the baseline's shifted by (1, −2, 0.5) mm
+    shift = np.eye(4)
+    shift[:3, 3] = [1.0, -2.0, 0.5]  # fixed → moving
+    moving_aff = shift @ sag_affine()
+    moving = linear_volume(moving_aff)
+    # a voxel of the moving volume at moving point q holds f(q); seen from baseline point p = q − shift
+    out = resample_to_fixed(moving, fixed, shift)
+    assert out.shape == fixed.shape and np.allclose(out.affine, fixed.affine)
+    k, r, c = 3, 10, 15
+    p = fixed.index_to_patient([c, r, k])
+    assert out.array[k, r, c] == pytest.approx(f(p + shift[:3, 3]), abs=1e-3)
