@@ -270,7 +270,7 @@ def register_rigid(fixed: Volume, moving: Volume, *, roi: Box | None = None, met
                    initial: np.ndarray | None = None, init: str = "geometry",
                    factors: tuple[int, ...] = (4, 2, 1), bins: int = 32, max_samples: int = 30_000,
                    max_evaluations: int = 600, max_rotation_deg: float = 30.0,
-                   max_translation_mm: float = 60.0, trust_mm: float = 16.0, seed: int = 0) -> RegistrationResult:
+                   max_translation_mm: float = 60.0, trust_mm: float | None = None, seed: int = 0) -> RegistrationResult:
     """Rigidly register `moving` to `fixed`; see the module docstring.
 
     roi: (x0, y0, z0, x1, y1, z1) box in the fixed volume's patient coordinates (LPS mm) that
@@ -278,8 +278,14 @@ def register_rigid(fixed: Volume, moving: Volume, *, roi: Box | None = None, met
     initial: optional 4×4 starting fixed→moving transform (default identity in patient space);
     init="moments" adds a shift of the intensity centres of mass. progress(done, total) is
     called after every optimiser iteration; cancel() is polled at every metric evaluation.
+    trust_mm: how far (mm, at the coarsest level; halved per finer level) the search may move from
+    where the level starts. Default 40 for a whole volume — real repositioning (supine vs prone)
+    moves the anatomy by tens of mm — and 16 with an ROI, which is normally refined from a
+    whole-volume result and must not jump to a neighbouring, similar-looking disc level.
     """
     t_start = time.perf_counter()
+    if trust_mm is None:
+        trust_mm = 40.0 if roi is None else 16.0
     metric = metric.lower()
     if metric == "auto":
         metric = choose_metric(fixed, moving)

@@ -389,6 +389,7 @@ class ReviewController(QtCore.QObject):
             pe = pair_entries(patient.baseline, v, role)
             pairs.append((v, pe))
         cache, load = self.cache, (self.load_fn or _default_load)
+        transforms = self.transforms
         results: list = []
         job: Job
 
@@ -403,7 +404,9 @@ class ReviewController(QtCore.QObject):
                 try:
                     fixed = cache.get_or_load(be.candidate(0), load)
                     moving = cache.get_or_load(ve.candidate(0), load)
-                    res = register_rigid(fixed, moving, roi=roi, cancel=cancel)
+                    # a disc-level box refines the visit's current (whole-volume) transform
+                    start = np.linalg.inv(transforms.get(visit.id)) if roi is not None else None
+                    res = register_rigid(fixed, moving, roi=roi, cancel=cancel, initial=start)
                     vr = VisitRegistration(visit.id, visit.label, r, res,
                                            provenance(res, r, mode="ROI" if roi is not None else "whole volume"))
                     results.append(vr)

@@ -116,6 +116,7 @@ def test_register_here_uses_a_disc_level_box(window, qtbot, demo):
     centre = np.array(truth[0]["discs"]["L4/L5"]["centre"])
     base = window.review.view_frames()[0]
     window.review.set_active(base)
+    register(window, qtbot)  # whole volume first; the disc-level box refines it
     base.view.set_point(centre)
     with qtbot.waitSignal(window.controller.registration_finished, timeout=120000) as blocker:
         window.actions_by_name["register_here"].trigger()
@@ -127,5 +128,6 @@ def test_register_here_uses_a_disc_level_box(window, qtbot, demo):
         assert prov.details["mode"] == "ROI" and prov.details["roi"] is not None
         x0, y0, z0, x1, y1, z1 = prov.details["roi"]
         assert x0 < centre[0] < x1 and y0 < centre[1] < y1 and z0 < centre[2] < z1
-        # 0.6 mm, not 0.5: by 24 m the phantom's L4/L5 has lost height, so its rigid truth is approximate there
+        # the "small" phantom has ~2 mm pixels and 4 mm slices: a disc-level box holds few voxels, so the
+        # bound here is 0.6 mm (≈ ¼ voxel); the < 0.5 mm accuracy goal is tested in tests/core/test_registration.py
         assert roi_tre(np.linalg.inv(ts.get(vr.visit_id)), np.array(tv["baseline_to_visit"]), centre) < 0.6
