@@ -102,6 +102,18 @@ class TransformSet:
         self.changed.emit(Change(self, visit_id, old, m.copy()))
         return True
 
+    def visit_ids(self) -> list[str]:
+        """Visits with a transform set explicitly (the others map by identity)."""
+        return list(self._m)
+
+    def copy(self) -> "TransformSet":
+        """An independent set with the same transforms and provenance (e.g. to start a disc level's
+        own set from the whole-volume registration)."""
+        other = TransformSet(self.baseline_id)
+        for vid in self._m:
+            other.set(vid, self._m[vid], self.provenance(vid))
+        return other
+
     def reset(self, visit_id: str) -> bool:
         """Back to identity (provenance "identity")."""
         old = self.get(visit_id)

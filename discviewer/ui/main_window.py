@@ -31,6 +31,7 @@ Qt = QtCore.Qt
 # half-size (x: left-right, y: anterior-posterior, z: superior-inferior, mm) of the disc-level box:
 # one disc with the adjacent halves of its two vertebral bodies
 DISC_ROI_HALF_MM = (20.0, 30.0, 25.0)
+DISC_LEVELS = ("T12/L1", "L1/L2", "L2/L3", "L3/L4", "L4/L5", "L5/S1")
 
 
 def about_text() -> str:
@@ -384,7 +385,13 @@ class MainWindow(QtWidgets.QMainWindow):
         tb.addSeparator()
         act("register", "Register", self.register_visits, "Ctrl+R",
             tip="Register every visit to baseline (rigid, on the T2 sag); linked views then follow")
-        act("register_here", "Register here", self.register_here, "Ctrl+Shift+R", toolbar=False,
+        self.level_combo = QtWidgets.QComboBox()
+        self.level_combo.setToolTip("Link visits through the whole-volume registration or a disc level's own")
+        self.level_combo.activated.connect(lambda i: self.controller.set_link_level(self.level_combo.itemText(i)))
+        tb.addWidget(self.level_combo)
+        self.controller.link_levels_changed.connect(self._fill_level_combo)
+        self._fill_level_combo()
+        act("register_here", "Register here", lambda: self.register_here(), "Ctrl+Shift+R", toolbar=False,
             tip="Disc-level registration: a box around the active view's position (one disc and its two "
                 "vertebrae) instead of the whole volume")
         for name, text, key, kw in (("nudge_left", "Nudge left", "Shift+Left", dict(du=-0.5)),
@@ -437,8 +444,23 @@ class MainWindow(QtWidgets.QMainWindow):
         self._registration_dock()
         self.controller.register_visits()
 
-    def register_here(self) -> None:
-        """Register every visit on a box around the active view's point (in baseline space)."""
+    def _fill_level_combo(self) -> None:
+        combo = self.level_combo
+        combo.blockSignals(True)
+        combo.clear()
+        for name in self.controller.transform_sets:
+            combo.addItem(name)
+        combo.setCurrentText(self.controller.link_level)
+        combo.blockSignals(False)
+
+    def register_here(self, level: str | None = None) -> None:
+        """Register every visit on a box around the active view's point (in baseline space), as the
+        disc level `level` (asked for when not given); the views are then linked through it."""
+        if level is None:
+            level, ok = QtWidgets.QInputDialog.getItem(self, "Disc-level registration", "Disc level at the view point:",
+                                                       list(DISC_LEVELS), DISC_LEVELS.index("L4/L5"), False)
+            if not ok:
+                return
         view = self.slice_view
         frame = self.review.active
         if view is None or view.volume is None or frame is None:
@@ -448,7 +470,7 @@ class MainWindow(QtWidgets.QMainWindow):
         half = np.array(DISC_ROI_HALF_MM)
         roi = tuple(np.concatenate([p - half, p + half]).tolist())
         self._registration_dock()
-        self.controller.register_visits(roi=roi)
+        self.controller.register_visits(roi=roi, level=level)
 
     def _registration_dock(self):
         if getattr(self, "registration_panel", None) is None:

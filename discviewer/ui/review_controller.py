@@ -28,6 +28,7 @@ from discviewer.ui.workers import Job, LoadFn, make_multi_load_job
 MPR_PLANES = ("sag", "cor", "ax")
 MODES = ("normal", "flicker", "difference", "overlay", "checkerboard", "fusion")
 CHECKER_MM = 12.0  # checkerboard tile size
+WHOLE_VOLUME = "whole volume"  # the name of the visit-level transform set
 
 
 def _first_slice(candidate):
@@ -52,6 +53,7 @@ class ReviewController(QtCore.QObject):
     registered = QtCore.Signal(object)  # VisitRegistration, or an error text (str)
     registration_finished = QtCore.Signal(list)  # every VisitRegistration of the run
     transforms_changed = QtCore.Signal(str)  # visit id whose transform changed (registration / nudge / reset)
+    link_levels_changed = QtCore.Signal()  # a transform set was added or the active one changed
 
     def __init__(self, panel: ReviewPanel, *, load_fn: LoadFn | None = None, cache: VolumeCache | None = None,
                  parent: QtCore.QObject | None = None) -> None:
@@ -72,6 +74,10 @@ class ReviewController(QtCore.QObject):
         self._compare: dict[int, tuple[Volume, Volume]] = {}  # id(frame) → (baseline on grid, difference)
         self._last_single: tuple[Any, str] | None = None
         self._unsubscribe = None
+        # one transform set for the whole volume and one per registered disc level: the spine is not
+        # one rigid body, so the viewer can link visits through the transform of the level being read
+        self.transform_sets: dict[str, TransformSet] = {WHOLE_VOLUME: self.panel.links.transforms}
+        self.link_level = WHOLE_VOLUME
 
     # ------------------------------------------------------------------ study
     @property
@@ -89,6 +95,9 @@ class ReviewController(QtCore.QObject):
         if study is not None and study.patients and study.patients[0].baseline is not None:
             baseline = study.patients[0].baseline.id
         self.panel.links.transforms = TransformSet(baseline)
+        self.transform_sets = {WHOLE_VOLUME: self.panel.links.transforms}
+        self.link_level = WHOLE_VOLUME
+        self.link_levels_changed.emit()
         self.cache.clear()
         self.panel.clear()
         self._own.clear()
@@ -372,9 +381,32 @@ class ReviewController(QtCore.QObject):
             patient = self.study.patients[0]
         return patient
 
-    def register_visits(self, role: str = "T2 sag", roi=None, patient=None) -> Job | None:
+    def set_link_level(self, name: str) -> None:
+        """Link the visits through the transform set `name` ("whole volume" or a disc level)."""
+        if name not in self.transform_sets:
+            raise KeyError(f"no transforms registered for {name!r}; known: {list(self.transform_sets)}")
+        if name == self.link_level:
+            return
+        self.link_level = name
+        self.panel.links.transforms = self.transform_sets[name]
+        self.link_levels_changed.emit()
+        self._after_transform_change("")
+
+    def _level_set(self, level: str) -> TransformSet:
+        """The transform set of a disc level, created from the whole-volume one (so visits not yet
+        registered at this level fall back to their whole-volume transform)."""
+        if level not in self.transform_sets:
+            self.transform_sets[level] = self.transform_sets[WHOLE_VOLUME].copy()
+        return self.transform_sets[level]
+
+    def register_visits(self, role: str = "T2 sag", roi=None, patient=None, level: str | None = None) -> Job | None:
         """Register every follow-up visit of the patient to its baseline in a worker; each result
-        is applied to the transform set (so linked views follow) as soon as it is ready."""
+        is applied to the transform set (so linked views follow) as soon as it is ready. With `roi`
+        and `level` (e.g. "L4/L5"), the results go to that level's own transform set, which becomes
+        the one the views are linked through."""
+        if level is not None and level != WHOLE_VOLUME:
+            self._level_set(level)
+            self.set_link_level(level)
         from discviewer.registration import (VisitRegistration, pair_entries, provenance,
                                              register_rigid)
 

@@ -213,3 +213,17 @@ def test_normalizer_robust_masked_and_degenerate():
         IntensityNormalizer.from_array(a, np.zeros(a.shape, bool))
     vol = Volume(a.astype(np.float32), np.eye(4))
     assert IntensityNormalizer.from_array(vol).hi == 300.0  # a Volume is accepted
+
+
+def test_transform_set_copy_is_independent():
+    from discviewer.linking import TransformSet
+
+    ts = TransformSet("base")
+    m = np.eye(4)
+    m[:3, 3] = [1.0, 2.0, 3.0]
+    ts.set("v1", m, "registration")
+    cp = ts.copy()
+    assert cp.visit_ids() == ["v1"] and np.array_equal(cp.get("v1"), m)
+    assert cp.provenance("v1").method == "registration"
+    cp.reset("v1")
+    assert np.array_equal(ts.get("v1"), m) and np.array_equal(cp.get("v1"), np.eye(4))

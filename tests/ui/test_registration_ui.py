@@ -118,11 +118,22 @@ def test_register_here_uses_a_disc_level_box(window, qtbot, demo):
     window.review.set_active(base)
     register(window, qtbot)  # whole volume first; the disc-level box refines it
     base.view.set_point(centre)
+    whole = {vid: window.controller.transforms.get(vid).copy() for vid in window.controller.transforms.visit_ids()}
     with qtbot.waitSignal(window.controller.registration_finished, timeout=120000) as blocker:
-        window.actions_by_name["register_here"].trigger()
+        window.register_here(level="L4/L5")
     results = blocker.args[0]
     assert len(results) == 4
-    ts = window.controller.transforms
+    ctrl = window.controller
+    assert list(ctrl.transform_sets) == ["whole volume", "L4/L5"] and ctrl.link_level == "L4/L5"
+    assert window.level_combo.currentText() == "L4/L5" and window.level_combo.count() == 2
+    ts = ctrl.transforms
+    assert ts is ctrl.transform_sets["L4/L5"] and window.review.links.transforms is ts
+    # the whole-volume set is untouched; switching back links through it again
+    for vid, m in whole.items():
+        np.testing.assert_array_equal(ctrl.transform_sets["whole volume"].get(vid), m)
+    ctrl.set_link_level("whole volume")
+    assert window.review.links.transforms is ctrl.transform_sets["whole volume"]
+    ctrl.set_link_level("L4/L5")
     for vr, tv in zip(results, truth[1:]):
         prov = ts.provenance(vr.visit_id)
         assert prov.details["mode"] == "ROI" and prov.details["roi"] is not None
