@@ -166,3 +166,33 @@ class Events:
 @pytest.fixture
 def events():
     return Events
+
+
+# ---------------------------------------------------------------------------- the phantom demo study
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory):
+    """The small phantom study (1 patient, 5 visits), written once per test session."""
+    from discviewer.phantom import write_study
+
+    out = tmp_path_factory.mktemp("demo")
+    write_study(out, patients=1, seed=0, size="small")
+    return out
+
+
+@pytest.fixture
+def demo_window(qtbot, demo, tmp_path):
+    """A shown MainWindow (own settings file) with the demo study open and its first series on screen."""
+    from PySide6 import QtCore
+
+    from discviewer.ui.main_window import MainWindow
+
+    settings = QtCore.QSettings(str(tmp_path / "s.ini"), QtCore.QSettings.Format.IniFormat)
+    w = MainWindow(settings=settings)
+    qtbot.addWidget(w)
+    w.resize(1500, 950)
+    w.show()
+    qtbot.waitExposed(w)
+    with qtbot.waitSignal(w.volume_shown, timeout=30000):
+        w.open_path(demo)
+    yield w
+    w.shutdown()

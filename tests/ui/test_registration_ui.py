@@ -7,34 +7,16 @@ import numpy as np
 import pytest
 from PySide6 import QtCore
 
-from discviewer.ui.main_window import MainWindow
 
 Qt = QtCore.Qt
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    from discviewer.phantom import write_study
-
-    out = tmp_path_factory.mktemp("demo-reg")
-    write_study(out, patients=1, seed=0, size="small")
-    return out
-
-
 @pytest.fixture
-def window(qtbot, demo, tmp_path):
-    settings = QtCore.QSettings(str(tmp_path / "s.ini"), QtCore.QSettings.Format.IniFormat)
-    w = MainWindow(settings=settings)
-    qtbot.addWidget(w)
-    w.resize(1500, 950)
-    w.show()
-    qtbot.waitExposed(w)
-    with qtbot.waitSignal(w.volume_shown, timeout=30000):
-        w.open_path(demo)
-    with qtbot.waitSignal(w.controller.all_loaded, timeout=30000):
-        w.actions_by_name["hang"].trigger()
-    yield w
-    w.shutdown()
+def window(demo_window, qtbot):
+    """The demo study with all visits hung."""
+    with qtbot.waitSignal(demo_window.controller.all_loaded, timeout=30000):
+        demo_window.actions_by_name["hang"].trigger()
+    return demo_window
 
 
 def register(window, qtbot):

@@ -13,27 +13,9 @@ from discviewer.ui.main_window import MainWindow
 Qt = QtCore.Qt
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    from discviewer.phantom import write_study
-
-    out = tmp_path_factory.mktemp("demo")
-    write_study(out, patients=1, seed=0, size="small")
-    return out
-
-
 @pytest.fixture
-def window(qtbot, demo, tmp_path):
-    settings = QtCore.QSettings(str(tmp_path / "s.ini"), QtCore.QSettings.Format.IniFormat)
-    w = MainWindow(settings=settings)
-    qtbot.addWidget(w)
-    w.resize(1500, 900)
-    w.show()
-    qtbot.waitExposed(w)
-    with qtbot.waitSignal(w.volume_shown, timeout=30000):
-        w.open_path(demo)
-    yield w
-    w.shutdown()
+def window(demo_window):
+    return demo_window
 
 
 def truth(demo):
