@@ -188,8 +188,14 @@ class _Level:
         if self.n_total == 0:
             raise RegistrationError(f"the ROI {roi} contains no voxel of the fixed series {_series_name(fixed)}")
         fa = _smooth(fixed.array, fixed, sigma_f)
-        self.fvals = fa[idx[:, 0], idx[:, 1], idx[:, 2]].astype(np.float64)
-        self.points_h = np.c_[fixed.index_to_patient(idx[:, ::-1].astype(float)), np.ones(len(idx))].T  # (4, N)
+        # jitter the samples off the fixed grid (±½ voxel on every axis): with both images sampled at
+        # grid-aligned points, linear interpolation biases the metric's optimum towards grid shifts
+        pos = idx.astype(float)
+        jitter = rng.uniform(-0.5, 0.5, size=pos.shape)
+        pos = np.clip(pos + jitter, 0, np.array(fixed.shape) - 1)
+        self.fvals = ndimage.map_coordinates(np.asarray(fa, dtype=np.float64), pos.T, order=1, mode="nearest",
+                                             prefilter=False)
+        self.points_h = np.c_[fixed.index_to_patient(pos[:, ::-1]), np.ones(len(idx))].T  # (4, N)
         self.moving = _smooth(moving.array, moving, sigma_m)
         self.inv_moving = np.linalg.inv(moving.affine)
         self.mshape = np.array(moving.shape, float)
