@@ -63,11 +63,7 @@ def auto_window(array, low_pct: float = 1.0, high_pct: float = 99.0,
     Large arrays are subsampled with a fixed stride (deterministic). Non-finite values are ignored.
     The width is never zero (a constant image gets width 1).
     """
-    flat = np.asarray(array).reshape(-1)
-    if flat.size > max_samples:
-        flat = flat[:: int(np.ceil(flat.size / max_samples))]
-    flat = flat.astype(np.float64, copy=False)
-    flat = flat[np.isfinite(flat)]
+    flat = _finite_sample(array, max_samples)
     if flat.size == 0:
         return 0.5, 1.0
     lo, hi = np.percentile(flat, [low_pct, high_pct])
@@ -77,13 +73,18 @@ def auto_window(array, low_pct: float = 1.0, high_pct: float = 99.0,
     return (lo + hi) / 2.0, hi - lo
 
 
-def data_range(array, max_samples: int = 1_000_000) -> tuple[float, float]:
-    """(min, max) of the finite values of `array` (subsampled when large)."""
+def _finite_sample(array, max_samples: int) -> np.ndarray:
+    """The finite values of `array` as float64, subsampled with a fixed stride when large."""
     flat = np.asarray(array).reshape(-1)
     if flat.size > max_samples:
         flat = flat[:: int(np.ceil(flat.size / max_samples))]
     flat = flat.astype(np.float64, copy=False)
-    flat = flat[np.isfinite(flat)]
+    return flat[np.isfinite(flat)]
+
+
+def data_range(array, max_samples: int = 1_000_000) -> tuple[float, float]:
+    """(min, max) of the finite values of `array` (subsampled when large)."""
+    flat = _finite_sample(array, max_samples)
     if flat.size == 0:
         return 0.0, 1.0
     return float(flat.min()), float(flat.max())
