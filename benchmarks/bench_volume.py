@@ -24,7 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vtkmodules.vtkRenderingCore import vtkRenderer  # noqa: E402
 
-from discviewer.render.gl_info import egl_offscreen_window, is_software_gl, renderer_string  # noqa: E402
+from discviewer.render.gl_info import is_software_gl, renderer_string  # noqa: E402
+from discviewer.render.offscreen import make_offscreen_window  # noqa: E402
 from discviewer.render.volume_pipeline import VolumePipeline, choose_mapper  # noqa: E402
 from discviewer.volume import Volume  # noqa: E402
 
@@ -79,7 +80,7 @@ def main(argv=None) -> int:
     t = time.perf_counter()
     vol = synthetic_volume(*a.size)
     print(f"volume {vol.shape[2]}×{vol.shape[1]}×{vol.shape[0]} uint16 made in {time.perf_counter() - t:.1f} s")
-    rw = egl_offscreen_window(a.window, a.window)
+    rw = make_offscreen_window(a.window, a.window)
     ren = vtkRenderer()
     rw.AddRenderer(ren)
     gl = renderer_string(rw, initialize=True)

@@ -34,13 +34,3 @@ def is_software_gl(renderer) -> bool:
     text = renderer if isinstance(renderer, str) else renderer_string(renderer, initialize=True)
     low = text.lower()
     return any(re.search(r"\b" + re.escape(k) + r"\b", low) for k in SOFTWARE_GL_MARKERS)
-
-
-def egl_offscreen_window(width: int = 800, height: int = 800):
-    """A headless vtkEGLRenderWindow (Mesa EGL works without X; see DESIGN.md §5), already sized."""
-    from vtkmodules.vtkRenderingOpenGL2 import vtkEGLRenderWindow
-
-    rw = vtkEGLRenderWindow()
-    rw.SetOffScreenRendering(1)
-    rw.SetSize(int(width), int(height))
-    return rw

@@ -163,6 +163,25 @@ def _display_array(volume) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
+def _image_slice(lut) -> tuple:
+    """A 2-D image layer: (property, mapper, prop, user matrix) with `lut` applied, linear
+    interpolation, and the slice chosen by the pipeline (not by the camera); starts hidden."""
+    prop = vtkImageProperty()
+    prop.SetLookupTable(lut)
+    prop.UseLookupTableScalarRangeOff()
+    prop.SetInterpolationTypeToLinear()
+    mapper = vtkImageSliceMapper()
+    mapper.SliceAtFocalPointOff()
+    mapper.SliceFacesCameraOff()
+    actor = vtkImageSlice()
+    actor.SetMapper(mapper)
+    actor.SetProperty(prop)
+    actor.SetVisibility(False)
+    user_matrix = vtkMatrix4x4()
+    actor.SetUserMatrix(user_matrix)
+    return prop, mapper, actor, user_matrix
+
+
 class _OverlayLayer:
     """The VTK objects of the overlay image: its own mapper, prop, property, LUT and reslice."""
 
@@ -179,20 +198,8 @@ class _OverlayLayer:
         self.lut = vtkLookupTable()
         self.lut.SetNumberOfTableValues(256)
         self.lut.SetNanColor(0.0, 0.0, 0.0, 0.0)  # outside the overlay volume (reslice path): transparent
-        self.property = vtkImageProperty()
-        self.property.SetLookupTable(self.lut)
-        self.property.UseLookupTableScalarRangeOff()
-        self.property.SetInterpolationTypeToLinear()
-        self.mapper = vtkImageSliceMapper()
-        self.mapper.SliceAtFocalPointOff()
-        self.mapper.SliceFacesCameraOff()
-        self.actor = vtkImageSlice()
-        self.actor.SetMapper(self.mapper)
-        self.actor.SetProperty(self.property)
+        self.property, self.mapper, self.actor, self.user_matrix = _image_slice(self.lut)
         self.actor.SetPickable(False)
-        self.actor.SetVisibility(False)
-        self.user_matrix = vtkMatrix4x4()
-        self.actor.SetUserMatrix(self.user_matrix)
         self.reslice = vtkImageReslice()
         self.reslice.SetOutputDimensionality(2)
         self.reslice.SetInterpolationModeToLinear()
@@ -255,21 +262,9 @@ class SlicePipeline:
         self._lut = vtkLookupTable()
         self._lut.SetNumberOfTableValues(256)
         self._build_lut()
-        self.image_property = vtkImageProperty()
-        self.image_property.SetLookupTable(self._lut)
-        self.image_property.UseLookupTableScalarRangeOff()
-        self.image_property.SetInterpolationTypeToLinear()
-        self.mapper = vtkImageSliceMapper()
-        self.mapper.SliceAtFocalPointOff()
-        self.mapper.SliceFacesCameraOff()
-        self.image_actor = vtkImageSlice()
-        self.image_actor.SetMapper(self.mapper)
-        self._user_matrix = vtkMatrix4x4()
-        self.image_actor.SetUserMatrix(self._user_matrix)
+        self.image_property, self.mapper, self.image_actor, self._user_matrix = _image_slice(self._lut)
         self._direct = True
         self._w = 0.0
-        self.image_actor.SetProperty(self.image_property)
-        self.image_actor.SetVisibility(False)
         renderer.AddViewProp(self.image_actor)
         self._ov = _OverlayLayer()
         renderer.AddViewProp(self._ov.actor)

@@ -13,7 +13,8 @@ vtk_rc = pytest.importorskip("vtkmodules.vtkRenderingCore")
 
 from vtkmodules.util.numpy_support import vtk_to_numpy  # noqa: E402
 
-from discviewer.render.gl_info import egl_offscreen_window, is_software_gl, renderer_string  # noqa: E402
+from discviewer.render.gl_info import is_software_gl, renderer_string  # noqa: E402
+from discviewer.render.offscreen import make_offscreen_window  # noqa: E402
 from discviewer.render.volume_pipeline import (  # noqa: E402
     PRESETS,
     VolumePipeline,
@@ -29,7 +30,7 @@ SIZE = 400
 
 class Scene:
     def __init__(self, size=SIZE, mapper="auto"):
-        self.rw = egl_offscreen_window(size, size)
+        self.rw = make_offscreen_window(size, size)
         self.ren = vtk_rc.vtkRenderer()
         self.rw.AddRenderer(self.ren)
         self.pipeline = VolumePipeline(self.ren, mapper=mapper)
