@@ -1,6 +1,7 @@
 """The DICOM scan: walk files, read headers only, group frames into volume candidates.
 
-Owns `scan(path)` (folder, single file or DICOMDIR), the grouping rules that split one series
+Owns `scan(path)` (folder, single file or DICOMDIR) and `scan_files(paths)` (exactly the files
+given, e.g. a project's source index; one shared loop), the grouping rules that split one series
 into several loadable volumes (orientation, echo, magnitude/phase, overlapping acquisitions),
 the per-candidate geometry (affine from ImagePositionPatient / ImageOrientationPatient /
 PixelSpacing) and the geometry warnings. Core module: no Qt, no VTK.
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pydicom
@@ -105,6 +106,37 @@ def scan(path, *, progress: Progress | None = None, cancel: Cancel | None = None
     """
     result = ScanResult()
     files = list_files(os.fspath(path), result.problems)
+    return _scan_list(files, result, progress, cancel)
+
+
+def scan_files(paths: Sequence, *, progress: Progress | None = None, cancel: Cancel | None = None) -> ScanResult:
+    """Scan exactly these files (no folder walk, no DICOMDIR expansion); headers only.
+
+    Used to re-open a project from its index of source files. A path that does not exist becomes a
+    `Problem` "file is missing", a folder one "is a folder, not a file"; a path listed twice is read
+    once. `progress` and `cancel` as in `scan`; the grouping is the same, so the file list of a
+    scanned folder gives the same candidates as the folder.
+    """
+    result = ScanResult()
+    files: list[str] = []
+    seen: set[str] = set()
+    for p in paths:
+        p = os.fspath(p)
+        if p in seen:
+            continue
+        seen.add(p)
+        if os.path.isfile(p):
+            files.append(p)
+        elif os.path.isdir(p):
+            result.problems.append(Problem(p, "is a folder, not a file"))
+        else:
+            result.problems.append(Problem(p, "file is missing"))
+    return _scan_list(files, result, progress, cancel)
+
+
+def _scan_list(files: list[str], result: ScanResult, progress: Progress | None,
+               cancel: Cancel | None) -> ScanResult:
+    """The shared loop of `scan` and `scan_files`: read every file's headers, then group."""
     total = len(files)
     headers: list[FrameHeader] = []
     niftis: list[str] = []
@@ -312,8 +344,8 @@ def _make_candidate(hs: list[FrameHeader], note: str, *, multi_echo: bool, multi
     label = _label(info, h0.orientation, note, is_localizer, multi_echo, multi_part)
     return VolumeCandidate(
         info=info,
-        frames=[FrameRef(path=h.path, frame=h.frame, position=h.position, instance_number=h.instance_number)
-                for h in hs],
+        frames=[FrameRef(path=h.path, frame=h.frame, position=h.position, instance_number=h.instance_number,
+                         sop_uid=h.sop_instance_uid) for h in hs],
         rows=h0.rows, columns=h0.columns, spacing=spacing, affine=affine, orientation=h0.orientation,
         is_localizer=is_localizer, is_multiframe=h0.number_of_frames > 1, warnings=warnings, label=label,
         private={"headers": hs},

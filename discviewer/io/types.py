@@ -21,6 +21,7 @@ class FrameRef:
     frame: int = 0  # 0-based frame number inside a multi-frame file
     position: tuple[float, float, float] | None = None  # ImagePositionPatient
     instance_number: int | None = None
+    sop_uid: str = ""  # SOPInstanceUID of the file ("" for NIfTI)
 
 
 @dataclass

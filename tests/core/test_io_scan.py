@@ -190,3 +190,36 @@ def test_load_slice_reads_one_frame_at_its_true_position(tmp_path):
         np.testing.assert_allclose(one.index_to_patient([3, 5, 0]), full.index_to_patient([3, 5, k]))
     with pytest.raises(IndexError):
         load_slice(c, 4)
+
+
+def _candidate_signature(c):
+    return c.to_json(), c.frames
+
+
+def test_scan_files_of_a_scanned_folder_gives_the_same_candidates(tmp_path_factory):
+    from discviewer.io import Problem, scan_files
+    from tests.core.phantom_cache import phantom_scan
+
+    folder, res = phantom_scan(tmp_path_factory)
+    files = [f for c in res.series for f in c.files]
+    gone = str(folder / "P01" / "gone.dcm")
+    seen = []
+    # reversed order, one file listed twice and one missing: same candidates, one problem
+    again = scan_files(list(reversed(files)) + [files[0], gone], progress=lambda d, t: seen.append((d, t)))
+    assert [_candidate_signature(c) for c in again.series] == [_candidate_signature(c) for c in res.series]
+    assert again.problems == [Problem(gone, "file is missing")]
+    assert again.files_seen == len(files) and seen[-1] == (len(files), len(files))
+    assert all(f.sop_uid for c in again.series for f in c.frames)
+    assert len({f.sop_uid for c in again.series for f in c.frames}) == len(files)  # single-frame files
+
+
+def test_scan_files_does_not_walk_folders_and_can_be_cancelled(tmp_path):
+    from discviewer.io import scan_files
+
+    write_stack(tmp_path, [0.0, 4.0, 8.0, 12.0])
+    res = scan_files([tmp_path])
+    assert res.series == [] and [p.reason for p in res.problems] == ["is a folder, not a file"]
+    files = sorted(str(p) for p in tmp_path.iterdir())
+    calls = []
+    res = scan_files(files, cancel=lambda: len(calls) >= 2, progress=lambda d, t: calls.append(d))
+    assert res.cancelled and res.files_seen == 2 and res.series[0].slice_count == 2

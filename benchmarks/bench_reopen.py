@@ -1,0 +1,288 @@
+#!/usr/bin/env python
+"""Benchmark: re-opening a project's 200 × 512² series — voxel cache vs parsing the DICOM files.
+
+Writes a synthetic sagittal series (single-frame MR Image Storage, Explicit VR Little Endian, the
+~8.7 kB Siemens-like headers of `bench_load.py`; pixels MR-like — smooth anatomy plus noise — or pure
+12-bit noise with `--pixels noise`), then times, warm page cache, one untimed warm-up run each,
+median and best of --repeat:
+
+    raw read of the DICOM files       open().read() of every file — the floor of any DICOM path
+    raw read into a new array         every file's bytes read (os.preadv) into one fresh numpy buffer of
+                                      their total size: the floor of anything that returns a new
+                                      volume (fresh pages are zeroed by the kernel before the copy)
+    DICOM: scan_files + load          discviewer.io.scan_files(the project's file list) + load()
+    cache <compression>: get          VoxelStore.get(candidate) (key from 200 stats + HDF5 read)
+
+for the cache compressions None and lzf (+ gzip with --gzip), for None also without the per-slice
+checksum and with a progress callback (block reads). Each cache row's
+write time (`put`) and file size are printed too. Every array is checked against the written pixels.
+Ratios are against the raw read measured in the same run; target: cache ≤ 2× raw read.
+
+Usage:  .venv/bin/python benchmarks/bench_reopen.py [--slices 200] [--size 512] [--repeat 7]
+                                                   [--pixels mr|noise] [--gzip] [--json OUT]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+HERE = Path(__file__).resolve().parent
+try:  # run from a checkout without installing
+    import discviewer  # noqa: F401
+except ImportError:
+    sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+import h5py  # noqa: E402
+from bench_load import MR_IMAGE_STORAGE, _series_template  # noqa: E402
+
+from discviewer.io import load, scan_files  # noqa: E402
+from discviewer.workspace.voxels import VoxelStore  # noqa: E402
+
+TARGET_RATIO = 2.0  # cache get ≤ 2 × raw read of the DICOM files
+
+
+# ---------------------------------------------------------------------------------------------
+# synthetic series
+
+def mr_like(slices: int, size: int, seed: int = 0) -> np.ndarray:
+    """Sagittal-ish MR pixels, 12 bits: body ellipse, a column of 'vertebrae' and 'discs', fat
+    layer, Rician-like background noise and Gaussian noise σ≈20 inside — compresses like real MR."""
+    rng = np.random.default_rng(seed)
+    y, x = (np.mgrid[0:size, 0:size].astype(np.float32) + 0.5) / size - 0.5
+    out = np.empty((slices, size, size), dtype=np.uint16)
+    for k in range(slices):
+        t = (k + 0.5) / slices - 0.5  # −0.5 … 0.5 across the stack
+        a = 0.42 * np.sqrt(max(0.05, 1 - (1.8 * t) ** 2))
+        body = ((x / a) ** 2 + (y / 0.46) ** 2) < 1
+        fat = body & (((x / (a * 0.9)) ** 2 + (y / 0.42) ** 2) > 1)
+        spine_w = max(0.0, 0.09 - abs(t) * 0.3)
+        col = np.abs(x - 0.1) < spine_w
+        level = np.sin(y * 2 * np.pi * 6)  # alternating bodies (dark) and discs (bright)
+        img = np.where(body, 700.0, 0.0) + np.where(fat, 900.0, 0.0)
+        img += np.where(col & body, np.where(level > 0.6, 1300.0, -250.0), 0.0)
+        img += 150 * np.sin(3 * x + 5 * t) * body
+        noise_in = rng.normal(0, 20, (size, size))
+        bg = np.hypot(rng.normal(0, 12, (size, size)), rng.normal(0, 12, (size, size)))
+        img = np.where(body, img + noise_in, bg)
+        out[k] = np.clip(img, 0, 4095).astype(np.uint16)
+    return out
+
+
+def write_series(folder: Path, pixels: np.ndarray) -> list[Path]:
+    """`pixels` as single-frame files with `bench_load.py`'s header template; sorted paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    slices, size, _ = pixels.shape
+    template, _ = _series_template(slices, size)
+    x0 = (slices - 1) / 2
+    paths = []
+    for k in range(slices):
+        ds = Dataset()
+        ds.update(template)
+        meta = FileMetaDataset()
+        sop = generate_uid()
+        meta.MediaStorageSOPClassUID = MR_IMAGE_STORAGE
+        meta.MediaStorageSOPInstanceUID = sop
+        meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        meta.ImplementationClassUID = "1.3.12.2.1107.5.2"
+        ds.file_meta = meta
+        ds.SOPInstanceUID = sop
+        ds.InstanceNumber = str(k + 1)
+        x = x0 - k
+        ds.ImagePositionPatient = [f"{x:.6f}", "-150.0", "150.0"]
+        ds.SliceLocation = f"{-x:.6f}"
+        ds.PixelData = pixels[k].tobytes()
+        p = folder / f"IM{k + 1:05d}.dcm"
+        ds.save_as(p, enforce_file_format=True)
+        paths.append(p)
+    return paths
+
+
+# ---------------------------------------------------------------------------------------------
+
+def timeit(fn, repeat: int) -> tuple[list[float], object]:
+    fn()  # warm-up
+    times, last = [], None
+    for _ in range(repeat):
+        last = None
+        t0 = time.perf_counter()
+        last = fn()
+        times.append(time.perf_counter() - t0)
+    return times, last
+
+
+def raw_read(names: list[str]) -> int:
+    total = 0
+    for n in names:
+        with open(n, "rb") as f:
+            total += len(f.read())
+    return total
+
+
+def raw_read_new_array(names: list[str], total: int) -> np.ndarray:
+    out = np.empty(total, dtype=np.uint8)
+    mv = memoryview(out)
+    pos = 0
+    for n in names:
+        fd = os.open(n, os.O_RDONLY)
+        try:
+            size = os.fstat(fd).st_size
+            os.preadv(fd, [mv[pos:pos + size]], 0)
+        finally:
+            os.close(fd)
+        pos += size
+    return out
+
+
+def only_candidate(res):
+    if len(res.series) != 1:
+        raise SystemExit(f"expected 1 candidate, found {len(res.series)} ({res.problems[:3]})")
+    return res.series[0]
+
+
+def run(args, tmp: Path) -> dict:
+    t0 = time.perf_counter()
+    pixels = mr_like(args.slices, args.size) if args.pixels == "mr" else \
+        np.random.default_rng(0).integers(0, 4096, (args.slices, args.size, args.size), dtype=np.uint16)
+    paths = write_series(tmp / "series", pixels)
+    names = [str(p) for p in paths]
+    print(f"  wrote {len(names)} files in {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
+    cand = only_candidate(scan_files(names))
+    dicom_bytes = raw_read(names)  # warms the page cache too
+    # DICOM files are written in instance order = spatial order here, so pixels match load() directly
+    rows = []
+
+    def add(name, fn, check, extra=None):
+        times, last = timeit(fn, args.repeat)
+        check(last)
+        row = {"method": name, "median_s": statistics.median(times), "best_s": min(times), "times_s": times}
+        row.update(extra or {})
+        rows.append(row)
+        print(f"  {name:<34} median {row['median_s']:.3f} s", file=sys.stderr, flush=True)
+
+    def same(v):
+        assert v is not None and v.array.dtype == pixels.dtype and np.array_equal(v.array, pixels), "pixels differ"
+
+    add("raw read of the DICOM files", lambda: raw_read(names), lambda n: None if n == dicom_bytes else 1 / 0)
+    if hasattr(os, "preadv"):
+        add("raw read into a new array", lambda: raw_read_new_array(names, dicom_bytes),
+            lambda a: None if a.nbytes == dicom_bytes else 1 / 0)
+    add("DICOM: scan_files + load", lambda: load(only_candidate(scan_files(names))), same)
+    configs = [("cache None: get", None, True, False), ("cache None, no checksum: get", None, False, False),
+               ("cache None: get with progress", None, True, True), ("cache lzf: get", "lzf", True, False)]
+    if args.gzip:
+        configs.append(("cache gzip: get", "gzip", True, False))
+    stores: dict[tuple, VoxelStore] = {}
+    vol = load(cand)
+    for name, comp, checksum, with_progress in configs:
+        sk = (comp, checksum)
+        if sk not in stores:
+            store = VoxelStore(tmp / f"cache-{comp}-{checksum}.h5", compression=comp, checksum=checksum,
+                               budget_bytes=None)
+            t0 = time.perf_counter()
+            assert store.put(cand, vol), store.warnings
+            put_s = time.perf_counter() - t0
+            stores[sk] = store
+            extra = {"put_s": put_s, "file_mb": os.path.getsize(store.path) / 1e6}
+        else:
+            store, extra = stores[sk], {}
+        if with_progress:
+            fn = (lambda s=store: s.get(cand, progress=lambda d, t: None))
+        else:
+            fn = (lambda s=store: s.get(cand))
+        add(name, fn, same, extra)
+    return {"rows": rows, "dicom_mb": dicom_bytes / 1e6, "voxel_mb": pixels.nbytes / 1e6}
+
+
+def machine_info() -> dict:
+    return {
+        "cpu_count": os.cpu_count(),
+        "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "pydicom": pydicom.__version__,
+        "h5py": h5py.version.version,
+        "hdf5": h5py.version.hdf5_version,
+        "loadavg": os.getloadavg() if hasattr(os, "getloadavg") else None,
+    }
+
+
+def report(res: dict, args) -> None:
+    info = res["machine"]
+    raw = next(r for r in res["rows"] if r["method"].startswith("raw read"))["median_s"]
+    dicom = next(r for r in res["rows"] if r["method"].startswith("DICOM"))["median_s"]
+    print()
+    print(f"discviewer re-open benchmark — {args.slices} × {args.size}² uint16 ({args.pixels} pixels), "
+          f"{res['voxel_mb']:.0f} MB voxels, {res['dicom_mb']:.0f} MB of DICOM files; warm page cache, "
+          f"median/best of {args.repeat}")
+    print(f"machine: {info['cpu_count']} CPUs (affinity {info['affinity']}), {info['platform']}; Python "
+          f"{info['python']}, numpy {info['numpy']}, pydicom {info['pydicom']}, h5py {info['h5py']} "
+          f"(HDF5 {info['hdf5']}); load average {', '.join(f'{v:.2f}' for v in info['loadavg'] or ())}")
+    print()
+    head = (f"{'method':<34} {'median s':>9} {'best s':>8} {'this/raw':>9} {'dicom/this':>11} "
+            f"{'put s':>7} {'file MB':>8}")
+    print(head)
+    print("-" * len(head))
+    for r in res["rows"]:
+        put = f"{r['put_s']:.3f}" if "put_s" in r else ""
+        size = f"{r['file_mb']:.0f}" if "file_mb" in r else ""
+        print(f"{r['method']:<34} {r['median_s']:>9.3f} {r['best_s']:>8.3f} {r['median_s'] / raw:>8.2f}× "
+              f"{dicom / r['median_s']:>10.2f}× {put:>7} {size:>8}")
+    print()
+    print("this/raw = this median ÷ raw-read median (same run); dicom/this = DICOM scan_files+load median ÷ "
+          "this median (> 1: faster than parsing the DICOM files). put s / file MB: writing the entry once.")
+    verdicts = []
+    for r in res["rows"]:
+        if r["method"] in ("cache None: get", "cache lzf: get"):
+            ratio = r["median_s"] / raw
+            ok = ratio <= TARGET_RATIO
+            res.setdefault("target", {})[r["method"]] = {"ratio_to_raw": ratio, "met": ok}
+            verdicts.append(f"{r['method']} {ratio:.2f}× → {'MET' if ok else 'NOT MET'}")
+    print(f"target \"re-open from the voxel cache ≤ {TARGET_RATIO:g}× the raw read of the DICOM files\": "
+          + "; ".join(verdicts))
+    floor = next((r for r in res["rows"] if r["method"] == "raw read into a new array"), None)
+    if floor:
+        per = ", ".join(f"{r['method'].replace(': get', '')} {r['median_s'] / floor['median_s']:.2f}×"
+                        for r in res["rows"] if r["method"].startswith("cache"))
+        print(f"against the floor of returning a new array (raw read into a new array, "
+              f"{floor['median_s'] / raw:.2f}× raw): {per}")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--slices", type=int, default=200)
+    ap.add_argument("--size", type=int, default=512)
+    ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--pixels", choices=("mr", "noise"), default="mr")
+    ap.add_argument("--gzip", action="store_true", help="also time a gzip-compressed cache")
+    ap.add_argument("--json", metavar="OUT", help="write the numbers as JSON")
+    args = ap.parse_args(argv)
+    if args.repeat < 1 or args.slices < 2 or args.size < 8:
+        ap.error("need --repeat ≥ 1, --slices ≥ 2, --size ≥ 8")
+    tmp = Path(tempfile.mkdtemp(prefix="discviewer-bench-reopen-"))
+    try:
+        res = run(args, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    res["machine"] = machine_info()
+    report(res, args)
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=1), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
