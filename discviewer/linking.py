@@ -68,10 +68,20 @@ def apply_affine(matrix: np.ndarray, points) -> np.ndarray:
     return p @ matrix[:3, :3].T + matrix[:3, 3]
 
 
+@dataclass(frozen=True)
+class TransformChange(Change):
+    """A `Change` of one visit's matrix that also carries the provenance before and after, so an
+    undo restores both."""
+
+    old_provenance: Provenance = Provenance("identity")
+    new_provenance: Provenance = Provenance("identity")
+
+
 class TransformSet:
     """visit id → 4×4 `visit_to_baseline` (identity by default), with provenance.
 
-    `changed` emits `Change(self, visit_id, old_matrix, new_matrix)` when a visit's matrix changes.
+    `changed` emits `TransformChange(self, visit_id, old_matrix, new_matrix, old_prov, new_prov)`
+    when a visit's matrix changes.
     """
 
     def __init__(self, baseline_id: str | None = None) -> None:
@@ -94,12 +104,13 @@ class TransformSet:
         elif provenance is None:
             provenance = Provenance("manual")
         old = self.get(visit_id)
+        old_prov = self.provenance(visit_id)
         self._prov[visit_id] = provenance
         if np.array_equal(old, m):
             return False
         self._m[visit_id] = m
         self._inv[visit_id] = np.linalg.inv(m)
-        self.changed.emit(Change(self, visit_id, old, m.copy()))
+        self.changed.emit(TransformChange(self, visit_id, old, m.copy(), old_prov, provenance))
         return True
 
     def visit_ids(self) -> list[str]:
@@ -117,12 +128,13 @@ class TransformSet:
     def reset(self, visit_id: str) -> bool:
         """Back to identity (provenance "identity")."""
         old = self.get(visit_id)
+        old_prov = self.provenance(visit_id)
         self._m.pop(visit_id, None)
         self._inv.pop(visit_id, None)
         self._prov.pop(visit_id, None)
         if np.array_equal(old, np.eye(4)):
             return False
-        self.changed.emit(Change(self, visit_id, old, np.eye(4)))
+        self.changed.emit(TransformChange(self, visit_id, old, np.eye(4), old_prov, Provenance("identity")))
         return True
 
     def get(self, visit_id: str) -> np.ndarray:
@@ -155,6 +167,67 @@ class TransformSet:
 
 # -------------------------------------------------------------------------------------------------
 # slices
+
+
+WHOLE_VOLUME = "whole volume"  # the name of the visit-level transform set
+
+
+class TransformRegistry:
+    """The named transform sets of a project: "whole volume" (always present) and one per disc
+    level registered separately (e.g. "L4/L5"), each a `TransformSet`.
+
+    `changed` relays every `TransformChange` of its sets and emits `Change(self, "level", None,
+    (name, set))` when a set is added and `Change(self, "level", (name, set), None)` when one is
+    removed (the set object travels with the change, so an undo/redo puts back the same set).
+    """
+
+    def __init__(self, baseline_id: str | None = None) -> None:
+        self.changed = Signal()
+        self._sets: dict[str, TransformSet] = {}
+        self._unsubs: dict[str, object] = {}
+        self._attach(WHOLE_VOLUME, TransformSet(baseline_id))
+
+    def _attach(self, name: str, ts: TransformSet) -> None:
+        self._sets[name] = ts
+        self._unsubs[name] = ts.changed.subscribe(self.changed.emit)
+
+    @property
+    def whole(self) -> TransformSet:
+        return self._sets[WHOLE_VOLUME]
+
+    def names(self) -> list[str]:
+        return list(self._sets)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._sets
+
+    def __getitem__(self, name: str) -> TransformSet:
+        return self._sets[name]
+
+    def __iter__(self):
+        return iter(self._sets)
+
+    def items(self):
+        return self._sets.items()
+
+    def add(self, name: str, ts: TransformSet | None = None) -> TransformSet:
+        """The set `name`; created (as a copy of the whole-volume set, so visits not yet registered
+        at this level fall back to their whole-volume transform) when missing."""
+        if name in self._sets:
+            return self._sets[name]
+        self._attach(name, ts if ts is not None else self.whole.copy())
+        self.changed.emit(Change(self, "level", None, (name, self._sets[name])))
+        return self._sets[name]
+
+    def remove(self, name: str) -> TransformSet | None:
+        if name == WHOLE_VOLUME:
+            raise ValueError("the whole-volume transform set cannot be removed")
+        if name not in self._sets:
+            return None
+        self._unsubs.pop(name)()
+        ts = self._sets.pop(name)
+        self.changed.emit(Change(self, "level", (name, ts), None))
+        return ts
 
 
 def _affine_of(volume) -> np.ndarray:

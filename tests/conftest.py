@@ -2,9 +2,13 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
+
+# autosaves (XDG_DATA_HOME) and settings (XDG_CONFIG_HOME) of tests never touch the user's folders
+os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="discviewer-test-data-")
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_DATA = Path(os.environ.get("DISCVIEWER_REAL_DATA", REPO.parent / "shared" / "data" / "real"))

@@ -1,0 +1,95 @@
+"""The annotations and measurements of a project: an observable set of `Annotation` records.
+
+An `Annotation` (defined with the other stored records in `discviewer.workspace.data`) is
+immutable: editing one replaces it by a new record with the same id (`dataclasses.replace`).
+`AnnotationSet.changed` emits `Change(self, id, old, new)` — `old` None for an addition, `new`
+None for a removal — only when something really changed, so the workspace history can undo any
+edit by putting `old` back. Records are kept in insertion order.
+
+Core module: no Qt, no VTK.
+"""
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Iterable, Iterator
+
+from discviewer.events import Change, Signal
+from discviewer.workspace.data import Annotation, now_iso
+
+__all__ = ["Annotation", "AnnotationSet", "new_annotation_id"]
+
+
+def new_annotation_id() -> str:
+    return uuid.uuid4().hex
+
+
+class AnnotationSet:
+    """id → `Annotation`, observable."""
+
+    def __init__(self, annotations: Iterable[Annotation] = ()) -> None:
+        self._items: dict[str, Annotation] = {}
+        for a in annotations:
+            if a.id in self._items:
+                raise ValueError(f"duplicate annotation id {a.id!r}")
+            self._items[a.id] = a
+        self.changed = Signal()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __iter__(self) -> Iterator[Annotation]:
+        return iter(list(self._items.values()))
+
+    def __contains__(self, annotation_id: str) -> bool:
+        return annotation_id in self._items
+
+    def get(self, annotation_id: str) -> Annotation:
+        try:
+            return self._items[annotation_id]
+        except KeyError:
+            raise KeyError(f"no annotation {annotation_id!r}") from None
+
+    def select(self, *, level: str | None = None, visit_id: str | None = None,
+               kind: str | None = None) -> list[Annotation]:
+        return [a for a in self._items.values()
+                if (level is None or a.level == level) and (visit_id is None or a.visit_id == visit_id)
+                and (kind is None or a.kind == kind)]
+
+    def add(self, annotation: Annotation) -> Annotation:
+        """Add a new record (a missing id or time stamp is filled in); returns the stored record."""
+        stamp = now_iso()
+        a = dataclasses.replace(annotation, id=annotation.id or new_annotation_id(),
+                                created=annotation.created or stamp, modified=annotation.modified or stamp)
+        if a.id in self._items:
+            raise ValueError(f"annotation {a.id!r} exists already; use update()")
+        self._items[a.id] = a
+        self.changed.emit(Change(self, a.id, None, a))
+        return a
+
+    def update(self, annotation: Annotation, *, touch: bool = True) -> bool:
+        """Replace the record with the same id; True (and emitted) if it changed."""
+        old = self.get(annotation.id)
+        new = dataclasses.replace(annotation, modified=now_iso()) if touch else annotation
+        if dataclasses.replace(new, modified=old.modified) == old:
+            return False
+        self._items[new.id] = new
+        self.changed.emit(Change(self, new.id, old, new))
+        return True
+
+    def remove(self, annotation_id: str) -> Annotation | None:
+        old = self._items.pop(annotation_id, None)
+        if old is not None:
+            self.changed.emit(Change(self, annotation_id, old, None))
+        return old
+
+    def put(self, annotation_id: str, record: Annotation | None) -> None:
+        """Set the stored record of an id exactly (None removes it) — how undo/redo restores a state."""
+        old = self._items.get(annotation_id)
+        if old == record:
+            return
+        if record is None:
+            del self._items[annotation_id]
+        else:
+            self._items[annotation_id] = record
+        self.changed.emit(Change(self, annotation_id, old, record))
