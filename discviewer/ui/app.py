@@ -1,8 +1,9 @@
 """Application entry point: QApplication setup and `run()`.
 
 `run(paths=None, *, demo_dir=None) -> int` creates the QApplication if needed (application
-name "discviewer"), configures pyqtgraph, shows the `MainWindow`, opens the given paths
-(and/or the demo study folder), selects the first non-localizer series, shows its middle
+name "discviewer"), shows the `MainWindow`, offers to recover unsaved work a crashed session
+left (autosave), opens the given paths — folders and files as a new project, a `.dvw` as that
+project — and/or the demo study folder, selects the first non-localizer series, shows its middle
 slice and returns `app.exec()`.
 
 Smoke-test hook: with `DISCVIEWER_SCREENSHOT=/path.png` set, the window is grabbed to that
@@ -56,8 +57,10 @@ def _demo_scan(demo_dir: Path, scan_fn: ScanFn | None) -> ScanFn:
 
 def create_main_window(paths: str | os.PathLike | Sequence[str | os.PathLike] | None = None, *,
                        demo_dir: str | os.PathLike | None = None, scan_fn: ScanFn | None = None,
-                       load_fn: LoadFn | None = None) -> MainWindow:
-    """Show a `MainWindow` and start opening `paths` (and `demo_dir`); does not run the event loop."""
+                       load_fn: LoadFn | None = None, offer_recovery: bool = False) -> MainWindow:
+    """Show a `MainWindow` and start opening `paths` (and `demo_dir`; a `.dvw` path opens that project);
+    does not run the event loop. With `offer_recovery`, unsaved work a crashed session autosaved is
+    offered first (and, if recovered, opened instead of `paths`)."""
     create_app()
     if paths is None:
         paths = []
@@ -70,6 +73,9 @@ def create_main_window(paths: str | os.PathLike | Sequence[str | os.PathLike] | 
         paths = [str(demo), *paths]
     window = MainWindow(scan_fn=scan_fn, load_fn=load_fn, auto_select=True)
     window.show()
+    if offer_recovery and window.project.offer_recovery() is not None:
+        window.open_recovered()  # unsaved work of a crashed session comes first
+        return window
     if paths:
         window.open_paths(paths)
     return window
@@ -106,8 +112,9 @@ def run(paths: str | os.PathLike | Sequence[str | os.PathLike] | None = None, *,
         load_fn: LoadFn | None = None) -> int:
     """Run the desktop app until the main window closes; returns the exit code."""
     app = create_app()
-    window = create_main_window(paths, demo_dir=demo_dir, scan_fn=scan_fn, load_fn=load_fn)
     shot = os.environ.get("DISCVIEWER_SCREENSHOT")
+    window = create_main_window(paths, demo_dir=demo_dir, scan_fn=scan_fn, load_fn=load_fn,
+                                offer_recovery=not shot)
     if shot:
         _install_screenshot_hook(app, window, shot)
         if not window.is_scanning():  # nothing to open: grab the empty window

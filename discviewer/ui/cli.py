@@ -183,7 +183,8 @@ def main(argv: list[str] | None = None) -> int:
                                 epilog="subcommands: 'discviewer scan PATH [--json]', "
                                        "'discviewer demo-data OUTDIR [--patients N] [--seed S] [--size small|full]', "
                                        "'discviewer register FIXED MOVING [--roi x0,y0,z0,x1,y1,z1] [--json]'")
-    p.add_argument("paths", nargs="*", help="DICOM folder(s), file(s), DICOMDIR or NIfTI to open")
+    p.add_argument("paths", nargs="*", help="DICOM folder(s), file(s), DICOMDIR or NIfTI to open as a new project, "
+                                             "or a project file (.dvw)")
     p.add_argument("--demo", action="store_true", help="open the built-in synthetic demo study")
     p.add_argument("--demo-size", choices=("small", "full"), default="full")
     p.add_argument("--version", action="version", version=f"discviewer {__version__}")

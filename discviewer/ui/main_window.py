@@ -21,11 +21,13 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 import discviewer
 from discviewer.display import format_number
+from discviewer.ui.project_controller import ProjectController
 from discviewer.ui.recent import RecentPaths
 from discviewer.ui.review_controller import ReviewController
 from discviewer.ui.review_panel import ReviewPanel
 from discviewer.ui.study_browser import StudyBrowserPanel, candidate_label
-from discviewer.ui.workers import Job, LoadFn, ScanFn, make_scan_job
+from discviewer.ui.workers import Job, LoadFn, ScanFn, default_load, make_scan_job
+from discviewer.workspace.data import EXTENSION
 
 Qt = QtCore.Qt
 # half-size (x: left-right, y: anterior-posterior, z: superior-inferior, mm) of the disc-level box:
@@ -69,10 +71,12 @@ class MainWindow(QtWidgets.QMainWindow):
         self.recent = RecentPaths(self.settings)
 
         self.study = None
+        self.project = ProjectController(self)
         self.browser = StudyBrowserPanel()
         self.review = ReviewPanel()
         self.review.setAcceptDrops(False)
-        self.controller = ReviewController(self.review, load_fn=load_fn, parent=self)
+        self.controller = ReviewController(self.review, load_fn=self.project.wrap_load(load_fn or default_load),
+                                           parent=self)
         self.volume_dock: QtWidgets.QDockWidget | None = None
         self.registration_panel = None
         self.volume_view = None
@@ -98,6 +102,13 @@ class MainWindow(QtWidgets.QMainWindow):
         self.controller.load_failed.connect(self._on_load_failed)
         self.controller.mode_changed.connect(self._on_mode_changed)
         self.controller.load_progress.connect(self._on_load_progress)
+        self.project.title_changed.connect(self._on_title_changed)
+        self.project.history_changed.connect(self._update_edit_actions)
+        self.project.message.connect(lambda m: self.statusBar().showMessage(m, 6000))
+        self.project.saved.connect(lambda p: self.recent.add(p))
+        self.project.collect_settings = lambda: {"link_level": self.controller.link_level}
+        self._on_title_changed(self.project.title())
+        self._update_edit_actions()
 
     @property
     def slice_view(self):
@@ -129,14 +140,30 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
+        self.new_project_action = file_menu.addAction("&New project", self.new_project)
+        self.new_project_action.setShortcut(QtGui.QKeySequence.StandardKey.New)
+        self.open_project_action = file_menu.addAction("Open &project…", self.choose_project)
+        self.open_project_action.setShortcut(QtGui.QKeySequence("Ctrl+Shift+O"))
         self.open_folder_action = file_menu.addAction("Open &folder…", self.choose_folder)
         self.open_folder_action.setShortcut(QtGui.QKeySequence.StandardKey.Open)
         self.open_file_action = file_menu.addAction("Open f&ile…", self.choose_file)
         self.recent_menu = file_menu.addMenu("Open &recent")
         self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
         file_menu.addSeparator()
+        self.save_action = file_menu.addAction("&Save project", self.project.save)
+        self.save_action.setShortcut(QtGui.QKeySequence.StandardKey.Save)
+        self.save_as_action = file_menu.addAction("Save project &as…", lambda: self.project.save_as())
+        self.save_as_action.setShortcut(QtGui.QKeySequence("Ctrl+Shift+S"))
+        self.relink_action = file_menu.addAction("Re&link sources…", self.choose_relink_folder)
+        self.relink_action.setToolTip("Point the project to the new folder of source files that were moved")
+        file_menu.addSeparator()
         self.quit_action = file_menu.addAction("&Quit", self.close)
         self.quit_action.setShortcut(QtGui.QKeySequence.StandardKey.Quit)
+        edit_menu = self.menuBar().addMenu("&Edit")
+        self.undo_action = edit_menu.addAction("&Undo", self.project.undo)
+        self.undo_action.setShortcut(QtGui.QKeySequence.StandardKey.Undo)
+        self.redo_action = edit_menu.addAction("&Redo", self.project.redo)
+        self.redo_action.setShortcuts([QtGui.QKeySequence.StandardKey.Redo, QtGui.QKeySequence("Ctrl+Y")])
         help_menu = self.menuBar().addMenu("&Help")
         self.help_menu = help_menu
         self.about_action = help_menu.addAction("&About discviewer", self.show_about)
@@ -146,6 +173,17 @@ class MainWindow(QtWidgets.QMainWindow):
         path = QtWidgets.QFileDialog.getExistingDirectory(self, "Open folder with DICOM files")
         if path:
             self.open_path(path)
+
+    def choose_project(self) -> None:
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Open project", "",
+                                                        f"discviewer project (*{EXTENSION});;All files (*)")
+        if path:
+            self.open_project(path)
+
+    def choose_relink_folder(self) -> None:
+        path = QtWidgets.QFileDialog.getExistingDirectory(self, "Folder that now holds the project's source files")
+        if path:
+            self.relink_sources(path)
 
     def choose_file(self) -> None:
         path, _ = QtWidgets.QFileDialog.getOpenFileName(
@@ -160,7 +198,7 @@ class MainWindow(QtWidgets.QMainWindow):
         for i, p in enumerate(paths):
             act = menu.addAction(f"&{i + 1}  {p}" if i < 9 else p)
             act.setData(p)
-            act.triggered.connect(lambda _=False, path=p: self.open_path(path))
+            act.triggered.connect(lambda _=False, path=p: self.open_paths([path]))
         if not paths:
             menu.addAction("(none yet)").setEnabled(False)
         else:
@@ -198,13 +236,25 @@ class MainWindow(QtWidgets.QMainWindow):
         """Scan one folder or file in the background; returns the scan job."""
         return self.open_paths([path])
 
-    def open_paths(self, paths: Sequence[str | os.PathLike]) -> Job:
-        """Scan folders/files in the background (results merged); any earlier scan becomes stale."""
+    def open_paths(self, paths: Sequence[str | os.PathLike]) -> Job | None:
+        """Open folders/files as a new (untitled) project: scan them in the background (results
+        merged); any earlier scan becomes stale. A project file (.dvw) opens that project instead.
+        None if the user cancelled (unsaved changes)."""
         paths = [os.fspath(p) for p in paths]
+        projects = [p for p in paths if p.lower().endswith(EXTENSION)]
+        if projects:
+            return self.open_project(projects[0])
+        if not self.project.maybe_save("opening another study"):
+            return None
+        self._opening_project = False
+        return self._start_scan(paths, self._scan_fn)
+
+    def _start_scan(self, paths: list[str], scan_fn, *, label: str | None = None, remember: bool = True) -> Job:
         self.cancel_scan()
-        for p in reversed(paths):
-            self.recent.add(p)
-        job = make_scan_job(paths, self._scan_fn, parent=self)
+        if remember:
+            for p in reversed(paths):
+                self.recent.add(p)
+        job = make_scan_job(paths, scan_fn, parent=self)
         job.progressed.connect(self._on_scan_progress)
         job.succeeded.connect(self._on_scan_succeeded)
         job.failed.connect(self._on_scan_failed)
@@ -212,7 +262,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._track(job)
         self._scan_job = job
 
-        name = ", ".join(os.path.basename(p.rstrip("/\\")) or p for p in paths)
+        name = label or ", ".join(os.path.basename(p.rstrip("/\\")) or p for p in paths)
         dlg = QtWidgets.QProgressDialog(f"Scanning {name}…", "Cancel", 0, 0, self)
         dlg.setWindowTitle("discviewer — scanning")
         dlg.setWindowModality(Qt.WindowModality.WindowModal)
@@ -278,12 +328,23 @@ class MainWindow(QtWidgets.QMainWindow):
             self._close_progress()
 
     def apply_scan_result(self, result: Any) -> None:
-        """Show a `ScanResult` in the browser (and select the first series if `auto_select`)."""
+        """Show a `ScanResult` in the browser (and select the first series if `auto_select`): as a new
+        untitled project, or — when the scan was of an opened project's sources — in that project."""
         from discviewer.study import Study
 
         self.scan_result = result
         self.study = Study.from_scan(result)
-        self.controller.set_study(self.study)
+        if getattr(self, "_opening_project", False):
+            self._opening_project = False
+            ws = self.project.workspace
+        else:
+            ws = self.project.new_project()
+            self._start_indexing(result)
+        ws.attach_study(self.study)
+        self.controller.set_study(self.study, ws.transforms)
+        level = ws.settings.get("link_level")
+        if level and level in ws.transforms:
+            self.controller.set_link_level(level)
         self.current_candidate = None
         self.browser.set_study(self.study, result)
         n_prob = len(result.problems)
@@ -298,6 +359,116 @@ class MainWindow(QtWidgets.QMainWindow):
             first = self.browser.first_loadable()
             if first is not None:
                 self.browser.select_candidate(first)
+
+    # ------------------------------------------------------------------ projects
+    def new_project(self) -> bool:
+        """Close the current project (asking about unsaved work) and start an empty one."""
+        if not self.project.maybe_save("starting a new project"):
+            return False
+        self.cancel_scan()
+        self.project.new_project()
+        self.scan_result = None
+        self.study = None
+        self.controller.set_study(None)
+        self.browser.clear()
+        self.current_candidate = None
+        return True
+
+    def open_project(self, path: str | os.PathLike) -> Job | None:
+        """Open a project file: read it (lock, recovery, damaged-file handling), check its source files,
+        then scan them in the background and show the study with the stored labels, roles,
+        transforms and annotations. None if nothing is scanned (cancelled, failed or no sources)."""
+        if not self.project.maybe_save("opening another project"):
+            return None
+        self.cancel_scan()
+        ws = self.project.load_project(path)
+        if ws is None:
+            return None
+        self.recent.add(os.path.abspath(os.fspath(path)))
+        self.controller.set_study(None, ws.transforms)
+        return self._scan_project_sources()
+
+    def open_recovered(self) -> Job | None:
+        """Show the project `ProjectController.offer_recovery` just recovered (scan its sources)."""
+        ws = self.project.workspace
+        self.controller.set_study(None, ws.transforms)
+        return self._scan_project_sources()
+
+    def _scan_project_sources(self) -> Job | None:
+        from discviewer.workspace.sources import verify_sources
+
+        ws = self.project.workspace
+        if not ws.sources:
+            self.statusBar().showMessage("The project has no source files yet: open a folder", 6000)
+            return None
+        report = verify_sources(ws.sources)
+        self.source_report = report
+        if report.missing or report.changed:
+            choice = self.project.ask("warning", "Source files moved or changed", report.message(),
+                                      ["Relink…", "Continue"])
+            if choice == "Relink…":
+                folder = QtWidgets.QFileDialog.getExistingDirectory(self, "Folder that now holds the source files")
+                if folder:
+                    return self.relink_sources(folder)
+        paths = [s.path for s in ws.sources if os.path.exists(s.path)]
+        if not paths:
+            return None
+        self._opening_project = True
+        return self._start_scan([paths[0]], _files_scan_fn(self._scan_fn, paths),
+                                label=f"{len(paths)} source files of {os.path.basename(ws.path or 'project')}",
+                                remember=False)
+
+    def relink_sources(self, folder: str | os.PathLike) -> Job | None:
+        """Point the project's missing source files to `folder` (matched by relative path or name
+        and size, accepted only with the same SHA-256), then re-scan them."""
+        from discviewer.workspace.sources import relink
+
+        ws = self.project.workspace
+        res = relink(ws.sources, os.fspath(folder))
+        if res.relinked:
+            ws.sources = list(res.files)
+            ws.log("relink sources", os.fspath(folder), "", f"{res.relinked} file(s)")
+            ws.mark_modified("sources")
+        msg = f"Relinked {res.relinked} file(s)"
+        if res.unresolved:
+            msg += f"; {len(res.unresolved)} still missing (e.g. {res.unresolved[0].path})"
+        self.statusBar().showMessage(msg, 10000)
+        paths = [s.path for s in ws.sources if os.path.exists(s.path)]
+        if not paths:
+            return None
+        self._opening_project = True
+        return self._start_scan([paths[0]], _files_scan_fn(self._scan_fn, paths), label="relinked sources",
+                                remember=False)
+
+    def _start_indexing(self, result: Any) -> None:
+        """Hash the scanned files as the new project's source index, in the background."""
+        ws = self.project.workspace
+        job = Job(lambda progress, cancel: self.project.index_sources(result, progress=progress, cancel=cancel)
+                  if ws is self.project.workspace else None, kind="index", parent=self)
+        self._track(job)
+        self._index_job = job
+        job.start()
+
+    def wait_for_indexing(self, timeout_ms: int = 60000) -> None:
+        job, self._index_job = getattr(self, "_index_job", None), None
+        if job is not None:
+            try:
+                job.wait(timeout_ms)
+            except RuntimeError:  # already finished and deleted
+                pass
+
+    def _on_title_changed(self, title: str) -> None:
+        self.setWindowTitle(title)
+        self.setWindowModified(self.project.workspace.is_dirty)
+        self.save_action.setEnabled(True)
+
+    def _update_edit_actions(self) -> None:
+        h = self.project.workspace.history
+        self.undo_action.setEnabled(h.can_undo())
+        self.redo_action.setEnabled(h.can_redo())
+        self.undo_action.setText(f"&Undo {h.undo_text()}".rstrip())
+        self.redo_action.setText(f"&Redo {h.redo_text()}".rstrip())
+        self.setWindowModified(self.project.workspace.is_dirty)
 
     # ------------------------------------------------------------------ review actions
     def _build_review_actions(self) -> None:
@@ -643,8 +814,27 @@ class MainWindow(QtWidgets.QMainWindow):
         self._reap_jobs()
 
     def closeEvent(self, ev: QtGui.QCloseEvent) -> None:  # noqa: N802 - Qt API
+        if not self.project.maybe_save("closing"):
+            ev.ignore()
+            return
+        self.wait_for_indexing()
         self.shutdown()
+        self.project.close()
         super().closeEvent(ev)
+
+
+def _files_scan_fn(scan_fn: ScanFn | None, paths: list[str]) -> ScanFn:
+    """A scan function for `make_scan_job` (given one placeholder path) that scans exactly the
+    project's source files in one call, so series spread over many files group as usual. With an
+    injected `scan_fn` (tests with fake io), that function on the files' common folder."""
+    def scan(_path, *, progress=None, cancel=None):
+        if scan_fn is not None:
+            return scan_fn(os.path.commonpath(paths) if len(paths) > 1 else paths[0], progress=progress, cancel=cancel)
+        from discviewer.io import scan_files
+
+        return scan_files(paths, progress=progress, cancel=cancel)
+
+    return scan
 
 
 def format_cursor(lps, value, title: str = "") -> str:

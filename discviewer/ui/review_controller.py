@@ -17,7 +17,7 @@ import numpy as np
 from PySide6 import QtCore
 
 from discviewer.hanging import HangingProtocol, apply_layout, builtin_protocols
-from discviewer.linking import IntensityNormalizer, TransformSet
+from discviewer.linking import WHOLE_VOLUME, IntensityNormalizer, TransformChange, TransformRegistry, TransformSet
 from discviewer.reslice import resample_volume
 from discviewer.study import Study
 from discviewer.volume import Volume
@@ -28,7 +28,6 @@ from discviewer.ui.workers import Job, LoadFn, make_multi_load_job
 MPR_PLANES = ("sag", "cor", "ax")
 MODES = ("normal", "flicker", "difference", "overlay", "checkerboard", "fusion")
 CHECKER_MM = 12.0  # checkerboard tile size
-WHOLE_VOLUME = "whole volume"  # the name of the visit-level transform set
 
 
 def _first_slice(candidate):
@@ -76,7 +75,9 @@ class ReviewController(QtCore.QObject):
         self._unsubscribe = None
         # one transform set for the whole volume and one per registered disc level: the spine is not
         # one rigid body, so the viewer can link visits through the transform of the level being read
-        self.transform_sets: dict[str, TransformSet] = {WHOLE_VOLUME: self.panel.links.transforms}
+        self.transform_sets = TransformRegistry()
+        self.panel.links.transforms = self.transform_sets.whole
+        self._transforms_unsub = self.transform_sets.changed.subscribe(self._on_transforms_changed)
         self.link_level = WHOLE_VOLUME
 
     # ------------------------------------------------------------------ study
@@ -84,18 +85,25 @@ class ReviewController(QtCore.QObject):
     def transforms(self) -> TransformSet:
         return self.panel.links.transforms
 
-    def set_study(self, study: Study | None) -> None:
+    def set_study(self, study: Study | None, transforms: TransformRegistry | None = None) -> None:
+        """Show `study`, linking its visits through `transforms` (the project's transform sets; a
+        fresh registry when None). Changes of those sets — from registration, nudges, or an undo —
+        reach the views through the registry's `changed` signal."""
         if getattr(self, "_unsubscribe", None) is not None:
             self._unsubscribe()
             self._unsubscribe = None
         self.study = study
         if study is not None:
             self._unsubscribe = study.changed.subscribe(self._on_study_changed)
-        baseline = None
-        if study is not None and study.patients and study.patients[0].baseline is not None:
-            baseline = study.patients[0].baseline.id
-        self.panel.links.transforms = TransformSet(baseline)
-        self.transform_sets = {WHOLE_VOLUME: self.panel.links.transforms}
+        if transforms is None:
+            baseline = None
+            if study is not None and study.patients and study.patients[0].baseline is not None:
+                baseline = study.patients[0].baseline.id
+            transforms = TransformRegistry(baseline)
+        self._transforms_unsub()
+        self.transform_sets = transforms
+        self._transforms_unsub = transforms.changed.subscribe(self._on_transforms_changed)
+        self.panel.links.transforms = transforms.whole
         self.link_level = WHOLE_VOLUME
         self.link_levels_changed.emit()
         self.cache.clear()
@@ -395,9 +403,20 @@ class ReviewController(QtCore.QObject):
     def _level_set(self, level: str) -> TransformSet:
         """The transform set of a disc level, created from the whole-volume one (so visits not yet
         registered at this level fall back to their whole-volume transform)."""
-        if level not in self.transform_sets:
-            self.transform_sets[level] = self.transform_sets[WHOLE_VOLUME].copy()
-        return self.transform_sets[level]
+        return self.transform_sets.add(level)
+
+    def _on_transforms_changed(self, change) -> None:
+        """A transform or a transform set changed (registration, nudge, reset, undo/redo)."""
+        if isinstance(change, TransformChange):
+            if change.source is self.transforms:
+                self._after_transform_change(change.name)
+            return
+        if change.name == "level":
+            if self.link_level not in self.transform_sets:  # its set was removed (undo)
+                self.link_level = WHOLE_VOLUME
+                self.panel.links.transforms = self.transform_sets.whole
+                self._after_transform_change("")
+            self.link_levels_changed.emit()
 
     def register_visits(self, role: str = "T2 sag", roi=None, patient=None, level: str | None = None) -> Job | None:
         """Register every follow-up visit of the patient to its baseline in a worker; each result
@@ -465,8 +484,7 @@ class ReviewController(QtCore.QObject):
             self.status.emit(f"Registration failed: {vr}")
             return
         details = {**vr.provenance, "algorithm": vr.provenance.get("method", ""), "method": "registration"}
-        self.transforms.set(vr.visit_id, vr.visit_to_baseline, details)
-        self._after_transform_change(vr.visit_id)
+        self.transforms.set(vr.visit_id, vr.visit_to_baseline, details)  # views follow via _on_transforms_changed
         self.registered.emit(vr)
         r = vr.result
         self.status.emit(f"{vr.visit_label} registered: {r.metric} {r.initial_metric:.3f} → {r.final_metric:.3f}")
@@ -508,13 +526,12 @@ class ReviewController(QtCore.QObject):
         details["user"] = details.get("user") or ""
         self.transforms.set(f.visit_id, d @ m, dict(method=f"{prov.method} + manual" if "manual" not in prov.method
                                                     else prov.method, **details))
-        self._after_transform_change(f.visit_id)
         return True
 
     def reset_transform(self, visit_id: str | None = None) -> None:
         visit_id = visit_id or (self.panel.active.visit_id if self.panel.active is not None else None)
-        if visit_id and self.transforms.reset(visit_id):
-            self._after_transform_change(visit_id)
+        if visit_id:
+            self.transforms.reset(visit_id)
 
     # ------------------------------------------------------------------ comparison with baseline
     def _baseline_frame_volume(self, frame: ViewportFrame) -> Volume | None:

@@ -196,3 +196,35 @@ def demo_window(qtbot, demo, tmp_path):
         w.open_path(demo)
     yield w
     w.shutdown()
+
+
+# ---------------------------------------------------------------------------- questions to the user
+class AutoAnswers:
+    """Stands in for the project controller's message boxes: records every question and answers
+    from `answers` (title → button), else the first of Discard / Later / OK / Continue / Cancel
+    that is offered — so a test never blocks on a modal dialog."""
+
+    DEFAULTS = ("Discard", "Later", "OK", "Continue", "Cancel")
+
+    def __init__(self):
+        self.asked: list[tuple[str, str, str, list[str]]] = []
+        self.answers: dict[str, str] = {}
+
+    def __call__(self, kind, title, text, buttons):
+        self.asked.append((kind, title, text, list(buttons)))
+        if title in self.answers:
+            return self.answers[title]
+        for b in self.DEFAULTS:
+            if b in buttons:
+                return b
+        return buttons[-1] if buttons else ""
+
+    def titles(self) -> list[str]:
+        return [a[1] for a in self.asked]
+
+
+@pytest.fixture(autouse=True)
+def auto_answers(monkeypatch):
+    answers = AutoAnswers()
+    monkeypatch.setattr("discviewer.ui.project_controller.default_ask", lambda parent: answers)
+    return answers

@@ -30,11 +30,13 @@ def open_and_wait(qtbot, window, path="/fake/study"):
 
 
 def test_title_menus_and_about(window):
-    assert window.windowTitle() == "discviewer"
+    assert window.windowTitle() == "untitled project[*] — discviewer" and not window.isWindowModified()
     menus = {a.text().replace("&", ""): a.menu() for a in window.menuBar().actions()}
-    assert set(menus) >= {"File", "Help"}
+    assert set(menus) >= {"File", "Edit", "Help"}
     file_items = [a.text().replace("&", "") for a in menus["File"].actions() if not a.isSeparator()]
-    assert file_items == ["Open folder…", "Open file…", "Open recent", "Quit"]
+    assert file_items == ["New project", "Open project…", "Open folder…", "Open file…", "Open recent", "Save project",
+                          "Save project as…", "Relink sources…", "Quit"]
+    assert [a.text().replace("&", "") for a in menus["Edit"].actions()] == ["Undo", "Redo"]
     assert [a.text().replace("&", "") for a in menus["Help"].actions()] == ["About discviewer"]
     assert discviewer.RESEARCH_USE_NOTICE in about_text() and discviewer.__version__ in about_text()
 
