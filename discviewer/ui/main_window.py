@@ -107,6 +107,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.project.message.connect(lambda m: self.statusBar().showMessage(m, 6000))
         self.project.saved.connect(lambda p: self.recent.add(p))
         self.project.collect_settings = lambda: {"link_level": self.controller.link_level}
+        self.project.prepare_save = self.wait_for_indexing  # a project is never saved without its source index
         self._on_title_changed(self.project.title())
         self._update_edit_actions()
 

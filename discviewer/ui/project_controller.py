@@ -62,6 +62,7 @@ class ProjectController(QtCore.QObject):
 
         self.ask: Ask = default_ask(parent)
         self.collect_settings: Callable[[], dict] | None = None  # view state to store on save (the window's)
+        self.prepare_save: Callable[[], None] | None = None  # e.g. wait for the source index job
         self.workspace = Workspace()
         self.untitled_id = new_untitled_id()
         self.lock = None
@@ -210,6 +211,8 @@ class ProjectController(QtCore.QObject):
         from discviewer.workspace.autosave import discard
 
         ws = self.workspace
+        if self.prepare_save is not None:
+            self.prepare_save()
         if self.collect_settings is not None:
             ws.settings.update(self.collect_settings())
         ws.log("save", path, "", f"generation {ws.generation + 1}")

@@ -262,3 +262,63 @@ def test_source_dicom_is_never_modified(qtbot, tmp_path, demo):
     w2.shutdown()
     w2.project.close()
     assert sha_tree(demo) == before
+
+
+def test_moved_sources_are_reported_and_relinked(qtbot, tmp_path, demo, auto_answers):
+    import shutil
+
+    study = tmp_path / "study"
+    shutil.copytree(demo, study)
+    w = make_window(qtbot, tmp_path)
+    with qtbot.waitSignal(w.volume_shown, timeout=60000):
+        w.open_path(study)
+    fu = w.study.patients[0].visits[1]
+    w.browser.rename_visit(fu, "kept")
+    path = str(tmp_path / "p.dvw")
+    assert w.project.save_as(path)
+    n_sources = len(w.project.workspace.sources)
+    assert n_sources > 0
+    w.close()
+    moved = tmp_path / "archive" / "study-moved"
+    moved.parent.mkdir()
+    shutil.move(str(study), str(moved))
+
+    w2 = make_window(qtbot, tmp_path, "s2.ini")
+    assert w2.open_project(path) is None  # nothing left to scan where the files were
+    kind, title, text, buttons = auto_answers.asked[-1]
+    assert title == "Source files moved or changed" and "Relink…" in buttons
+    assert f"{n_sources} of {n_sources}" in text and str(study) in text
+    with qtbot.waitSignal(w2.volume_shown, timeout=60000):
+        assert w2.relink_sources(tmp_path / "archive") is not None
+    assert all(s.path.startswith(str(moved)) for s in w2.project.workspace.sources)
+    assert w2.study.patients[0].visit(fu.id).label == "kept" and w2.isWindowModified()
+    assert w2.project.workspace.audit[-1].action == "relink sources"
+    w2.shutdown()
+    w2.project.close()
+
+
+def test_damaged_project_opens_from_its_backup(demo_window, qtbot, tmp_path, auto_answers):
+    w = demo_window
+    fu = w.study.patients[0].visits[1]
+    path = str(tmp_path / "p.dvw")
+    w.browser.rename_visit(fu, "first save")
+    assert w.project.save_as(path)
+    w.browser.rename_visit(fu, "second save")
+    assert w.project.save()
+    w.close()
+    data = open(path, "rb").read()
+    open(path, "wb").write(data[: len(data) // 2])  # truncated, e.g. by a failing disk
+
+    w2 = make_window(qtbot, tmp_path, "s2.ini")
+    auto_answers.answers["Project file damaged"] = "Open backup"
+    ws = open_project(w2, qtbot, path)
+    asked = [a for a in auto_answers.asked if a[1] == "Project file damaged"][0]
+    assert path in asked[2] and ".bak" in asked[2]
+    assert w2.study.patients[0].visit(fu.id).label == "first save"
+    assert ws.path == path and ws.is_dirty  # saving puts a good file back in place
+    assert w2.project.save()
+    from discviewer.workspace import store
+
+    assert store.load(path).data.visit_labels[fu.id] == "first save"
+    w2.shutdown()
+    w2.project.close()
