@@ -6,6 +6,30 @@ immutable: editing one replaces it by a new record with the same id (`dataclasse
 None for a removal — only when something really changed, so the workspace history can undo any
 edit by putting `old` back. Records are kept in insertion order.
 
+**Kinds (the contract between tools, measurements, storage and export).** Points are LPS mm.
+Tools drawn on a slice store that slice's plane in `extra["plane"] = {"origin": [x, y, z],
+"normal": [x, y, z]}` and the view's plane name in `extra["plane_name"]` ("sag"/"cor"/"ax");
+`extra["slab_mm"]` (default 0) extends an ROI to the slices within ±slab of its plane. The image
+an annotation was measured on is named by `visit_id`, `series_uid` and `extra["echo_time_ms"]`
+(for multi-echo series) and `extra["series_role"]`.
+
+| kind | points | values (units) |
+|---|---|---|
+| point | 1 | — |
+| text | 1 (anchor) | — (`text`) |
+| ruler | 2 | length_mm (mm) |
+| angle | 3 (vertex in the middle) | angle_deg (deg) |
+| ellipse | 3: centre, end of axis a, end of axis b (in plane) | ROI statistics (below) |
+| polygon / freehand | ≥ 3, closed | ROI statistics |
+| disc_height | 6: upper anterior, middle, posterior, lower anterior, middle, posterior | DHa, DHm, DHp, depth_mm (mm) |
+| vb_height | 6: superior endplate a/m/p, inferior endplate a/m/p of `extra["vertebra"]` ("L4") | VBHa, VBHm, VBHp (mm) |
+| disc_label | 1 (disc centre) | — (`level` is the label; one per level and visit) |
+| iron | the ROI's points (kind of `extra["roi_kind"]`) | void_volume_mm3, void_area_mm2 (per-slice list in `extra`), contrast_ratio, cnr |
+| score | none | pfirrmann (1–5), modic_upper / modic_lower (0–3), hiz (0/1), iron_score (0–3), iron_confidence (1–4); `text` = comment |
+
+ROI statistics: mean, sd, median, min, max (stored units), area_mm2 (mm²), n_voxels.
+`discviewer.measure.compute_values(annotation, volume)` computes `values`/`units` for a kind.
+
 Core module: no Qt, no VTK.
 """
 from __future__ import annotations
