@@ -1,4 +1,5 @@
-"""Screen-fixed 2-D overlays for a slice renderer: orientation letters, corner texts, scale bar, notice.
+"""Screen-fixed 2-D overlays for a slice renderer: orientation letters, corner texts, scale bar, notice;
+and `ColorBar`, a colour scale (vtkScalarBarActor) for a coloured overlay such as an R2* map.
 
 Pure VTK (no Qt). Everything is laid out in *viewport pixels* by `SliceOverlays.layout()`, which the
 owning pipeline calls at the start of every render (so resizing a window or changing the zoom needs
@@ -13,8 +14,12 @@ Layout (same as the pyqtgraph `SliceView`):
 """
 from __future__ import annotations
 
-from vtkmodules.vtkCommonCore import vtkPoints
+import os
+
+import numpy as np
+from vtkmodules.vtkCommonCore import vtkLookupTable, vtkPoints
 from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkPolyData
+from vtkmodules.vtkRenderingAnnotation import vtkScalarBarActor
 from vtkmodules.vtkRenderingCore import vtkActor2D, vtkCoordinate, vtkPolyDataMapper2D, vtkTextActor
 
 from discviewer import RESEARCH_USE_NOTICE
@@ -169,3 +174,100 @@ class SliceOverlays:
         for a in self.texts.values():
             self.renderer.RemoveViewProp(a)
         self.renderer.RemoveViewProp(self.scale_bar)
+
+
+_FONT_FILES = ("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", "/usr/share/fonts/dejavu/DejaVuSans.ttf",
+               "/usr/share/fonts/TTF/DejaVuSans.ttf")
+
+
+def unicode_font_file() -> str | None:
+    """A TrueType font with the symbols used in titles and labels (², ³, ±, °, ⁻¹), or None (VTK's own)."""
+    return next((p for p in _FONT_FILES if os.path.exists(p)), None)
+
+
+def _use_font(prop, font_file: str | None) -> None:
+    if font_file:
+        prop.SetFontFamily(4)  # VTK_FONT_FILE
+        prop.SetFontFile(font_file)
+
+
+class ColorBar:
+    """A vertical colour scale at the right edge of a renderer, for a coloured overlay.
+
+        bar = ColorBar(renderer, title="R2* (s⁻¹)")
+        bar.set_colormap(colormap_table("hot"))      # (n, 3) RGB in [0, 1]
+        bar.set_range(0.0, 80.0)                      # the values at the bottom and the top
+        bar.remove()
+
+    Pure VTK; positions are fractions of the viewport, so it follows resizes by itself.
+    """
+
+    def __init__(self, renderer, *, title: str = "", table=None, vmin: float = 0.0, vmax: float = 1.0,
+                 font_size: int = 12, labels: int = 5) -> None:
+        self.renderer = renderer
+        self.lut = vtkLookupTable()
+        self.actor = vtkScalarBarActor()
+        self.actor.SetLookupTable(self.lut)
+        self.actor.SetOrientationToVertical()
+        self.actor.SetNumberOfLabels(int(labels))
+        self.actor.SetLabelFormat("%-#6.3g")
+        # upper right, between the W/L text and the right orientation letter
+        self.actor.SetPosition(0.86, 0.545)
+        self.actor.SetWidth(0.11)
+        self.actor.SetHeight(0.37)
+        self.actor.SetBarRatio(0.3)
+        self.actor.UnconstrainedFontSizeOn()
+        self.actor.SetPickable(False)
+        font = unicode_font_file()
+        for prop in (self.actor.GetTitleTextProperty(), self.actor.GetLabelTextProperty()):
+            _use_font(prop, font)
+            prop.SetFontSize(font_size)
+            prop.SetColor(*TEXT_COLOR)
+            prop.SetShadow(False)
+            prop.SetItalic(False)
+            prop.SetBold(False)
+        self.actor.GetTitleTextProperty().SetBold(True)
+        self.actor.DrawBackgroundOn()  # readable over any image
+        bg = self.actor.GetBackgroundProperty()
+        bg.SetColor(0.0, 0.0, 0.0)
+        bg.SetOpacity(BACKING_OPACITY)
+        self.set_colormap(table if table is not None else np.column_stack([np.linspace(0, 1, 256)] * 3))
+        self.set_range(vmin, vmax)
+        self.set_title(title)
+        renderer.AddViewProp(self.actor)
+
+    def set_colormap(self, table) -> None:
+        """(n, 3) RGB rows in [0, 1], bottom to top."""
+        t = np.asarray(table, float)
+        self.lut.SetNumberOfTableValues(len(t))
+        for i, (r, g, b) in enumerate(t):
+            self.lut.SetTableValue(i, float(r), float(g), float(b), 1.0)
+        self.lut.Build()
+        self.lut.Modified()
+
+    def set_range(self, vmin: float, vmax: float) -> None:
+        lo, hi = float(vmin), float(vmax)
+        if not hi > lo:
+            hi = lo + 1e-6
+        self.lut.SetRange(lo, hi)
+        self.lut.SetTableRange(lo, hi)
+        self.lut.Modified()
+
+    def range(self) -> tuple[float, float]:
+        lo, hi = self.lut.GetRange()
+        return float(lo), float(hi)
+
+    def set_title(self, title: str) -> None:
+        self.actor.SetTitle(str(title))
+
+    def title(self) -> str:
+        return self.actor.GetTitle() or ""
+
+    def set_visible(self, visible: bool) -> None:
+        self.actor.SetVisibility(bool(visible))
+
+    def visible(self) -> bool:
+        return bool(self.actor.GetVisibility())
+
+    def remove(self) -> None:
+        self.renderer.RemoveViewProp(self.actor)

@@ -465,6 +465,20 @@ class SlicePipeline:
     def point(self):
         return None if self._point is None else self._point.copy()
 
+    def world_matrix(self) -> np.ndarray:
+        """4×4 mapping homogeneous LPS (mm) to this renderer's world coordinates (u, v, w): rows R, U, N
+        about the volume centre. The current plane lies at world z = w (`plane_world_z()`)."""
+        m = np.eye(4)
+        if self._volume is None:
+            return m
+        m[0, :3], m[1, :3], m[2, :3] = self._R, self._U, self._N
+        m[:3, 3] = -(m[:3, :3] @ self._origin)
+        return m
+
+    def plane_world_z(self) -> float:
+        """World z of the current plane (the image lies there; layers above it sit at larger z)."""
+        return float(self._w)
+
     def plane_origin(self) -> np.ndarray:
         """LPS of the plane's (u, v) = (0, 0): the volume centre moved onto the current plane."""
         return self._origin + self._w * self._N

@@ -110,6 +110,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.project.prepare_save = self.wait_for_indexing  # a project is never saved without its source index
         self._on_title_changed(self.project.title())
         self._update_edit_actions()
+        from discviewer.ui.measure_ui import MeasureUI
+
+        self.measure = MeasureUI(self)
 
     @property
     def slice_view(self):
@@ -343,6 +346,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self._start_indexing(result)
         ws.attach_study(self.study)
         self.controller.set_study(self.study, ws.transforms)
+        self.measure.study_attached()
         level = ws.settings.get("link_level")
         if level and level in ws.transforms:
             self.controller.set_link_level(level)

@@ -28,7 +28,13 @@ baseline resampled onto this follow-up's grid) over the shown one; `set_overlay_
 and coalesced, so a slider can drive it directly.
 
 Signals: `slice_changed(int)`, `window_changed(center, width)`, `cursor_moved(lps | None, value | None)`,
-`view_changed()` (zoom/pan, for linking), `point_picked(lps)`, `maximize_requested()`.
+`view_changed()` (zoom/pan, for linking), `point_picked(lps)`, `maximize_requested()`, `closed()` (shutdown).
+
+Tools (annotation drawing, `discviewer.ui.annotation_tools`): `set_tool_handler(fn)` lets one tool see
+the mouse, key and shortcut-override events first; `fn(event) -> True` consumes the event (the view then
+does nothing with it), False leaves it to the PACS handling above. A tool claims the left button and a
+few keys (Esc, Enter, Delete) and leaves middle/right/wheel to pan/zoom/slice. `slice_plane()` is the
+shown plane in LPS ({"origin", "normal"}). `set_color_bar(title)` shows a colour scale for the overlay.
 """
 from __future__ import annotations
 
@@ -44,6 +50,8 @@ from discviewer.render.slice_pipeline import SlicePipeline
 
 Qt = QtCore.Qt
 QEvent = QtCore.QEvent
+_TOOL_EVENTS = (QEvent.Type.MouseButtonPress, QEvent.Type.MouseMove, QEvent.Type.MouseButtonRelease,
+                QEvent.Type.MouseButtonDblClick, QEvent.Type.KeyPress, QEvent.Type.ShortcutOverride)
 
 
 class VtkSliceView(QtWidgets.QWidget):
@@ -55,6 +63,7 @@ class VtkSliceView(QtWidgets.QWidget):
     view_changed = QtCore.Signal()
     point_picked = QtCore.Signal(object)  # lps tuple
     maximize_requested = QtCore.Signal()
+    closed = QtCore.Signal()  # shutdown() started: tools and layers detach
 
     WL_PIXELS_PER_RANGE = 500.0  # dragging this many pixels changes W or L by the full data range
     ZOOM_PER_PIXEL = 0.01  # right-drag: factor exp(0.01) per pixel
@@ -87,6 +96,8 @@ class VtkSliceView(QtWidgets.QWidget):
         self._last_pos: QtCore.QPointF | None = None
         self._last_cursor = None
         self._closed = False
+        self._tool_handler = None
+        self._color_bar = None
 
         self.render_count = 0
         self._dirty = False
@@ -286,6 +297,31 @@ class VtkSliceView(QtWidgets.QWidget):
     def orientation_labels(self) -> dict[str, str]:
         return self.pipeline.orientation_labels()
 
+    def set_color_bar(self, title: str | None, *, colormap: str | None = None, vmin: float | None = None,
+                      vmax: float | None = None) -> None:
+        """Show a colour scale titled `title` (e.g. "R2* (s⁻¹)") for the overlay: its colormap and
+        window unless given; None removes it."""
+        from discviewer.render.overlays import ColorBar
+        from discviewer.render.slice_pipeline import colormap_table
+
+        if title is None:
+            if self._color_bar is not None:
+                self._color_bar.remove()
+                self._color_bar = None
+                self.request_render()
+            return
+        if self._color_bar is None:
+            self._color_bar = ColorBar(self.renderer)
+        c, w = self.pipeline.overlay_window()
+        self._color_bar.set_colormap(colormap_table(colormap or self.pipeline.overlay_colormap()))
+        self._color_bar.set_range(c - w / 2 if vmin is None else vmin, c + w / 2 if vmax is None else vmax)
+        self._color_bar.set_title(title)
+        self.request_render()
+
+    def color_bar(self):
+        """The `ColorBar` shown (None when none)."""
+        return self._color_bar
+
     # ------------------------------------------------------------------ view
     def reset_view(self) -> None:
         self.pipeline.reset_camera()
@@ -327,6 +363,23 @@ class VtkSliceView(QtWidgets.QWidget):
         """LPS on the current plane under widget position `pos`."""
         return self.pipeline.display_to_patient(*self._to_display(pos))
 
+    def slice_plane(self) -> dict | None:
+        """The shown plane in LPS: {"origin": [x, y, z], "normal": [x, y, z]} (normal towards the viewer;
+        origin = the volume centre moved onto the plane), or None without a volume."""
+        if self.volume is None:
+            return None
+        return {"origin": [float(v) for v in self.pipeline.plane_origin()],
+                "normal": [float(v) for v in self.pipeline.frame()[2]]}
+
+    def set_tool_handler(self, handler) -> None:
+        """`handler(event) -> bool` sees mouse presses/moves/releases/double-clicks, key presses and
+        shortcut overrides before the view (after the view got focus on a press); True consumes the
+        event. None removes it."""
+        self._tool_handler = handler
+
+    def tool_handler(self):
+        return self._tool_handler
+
     def widget_point_for_patient(self, lps) -> QtCore.QPointF:
         """Widget position (logical px, y down) where patient point `lps` (projected on the plane) shows."""
         x, y = self.pipeline.patient_to_display(lps)
@@ -357,6 +410,12 @@ class VtkSliceView(QtWidgets.QWidget):
         if obj is not self.vtk_widget:
             return False
         t = ev.type()
+        if self._tool_handler is not None and t in _TOOL_EVENTS:
+            if t == QEvent.Type.MouseButtonPress:
+                self.vtk_widget.setFocus(Qt.FocusReason.MouseFocusReason)
+            if self._tool_handler(ev):
+                ev.accept()
+                return True
         if t == QEvent.Type.MouseButtonPress:
             self._mouse_press(ev)
         elif t == QEvent.Type.MouseMove:
@@ -475,6 +534,8 @@ class VtkSliceView(QtWidgets.QWidget):
         if self._closed:
             return
         self._closed = True
+        self.closed.emit()
+        self._tool_handler = None
         self._refine_timer.stop()
         self.vtk_widget.removeEventFilter(self)
         self.pipeline.close()
