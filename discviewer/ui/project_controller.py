@@ -13,7 +13,7 @@ user go through `ask()` (a message box; tests replace it).
   them. `offer_recovery()` (on start) and `open_project()` offer an autosave left by a crash.
 - **Lock**: an opened project is locked (`<file>.lock`); a project locked by a running app opens
   read-only with the owner named; the lock is refreshed on the autosave timer and released on close.
-- **Voxel cache**: a saved project keeps loaded volumes in `<file>.voxels.h5` beside it, so
+- **Voxel cache**: a saved project keeps loaded volumes in `<file>.voxels/` beside it, so
   re-opening does not parse the DICOM again (`load_fn`).
 """
 from __future__ import annotations
@@ -125,7 +125,7 @@ class ProjectController(QtCore.QObject):
     # ------------------------------------------------------------------ voxel cache
     @staticmethod
     def voxel_path(project_path: str) -> str:
-        return project_path + ".voxels.h5"
+        return project_path + ".voxels"
 
     def _open_voxels(self, path: str | None):
         if not path:

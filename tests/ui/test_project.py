@@ -322,3 +322,32 @@ def test_damaged_project_opens_from_its_backup(demo_window, qtbot, tmp_path, aut
     assert store.load(path).data.visit_labels[fu.id] == "first save"
     w2.shutdown()
     w2.project.close()
+
+
+def test_reopened_project_loads_from_the_voxel_cache(demo_window, qtbot, tmp_path, monkeypatch):
+    w = demo_window
+    path = str(tmp_path / "cached.dvw")
+    assert w.project.save_as(path)
+    w.close()
+    w2 = make_window(qtbot, tmp_path, "s2.ini")
+    open_project(w2, qtbot, path)  # first open: parsed from DICOM, then written to the cache
+    shown = w2.slice_view.volume
+    entries, nbytes = w2.project.voxels.stats()
+    assert entries >= 1 and nbytes >= shown.array.nbytes
+    assert os.path.isdir(path + ".voxels")
+    w2.close()
+
+    import discviewer.io as dio
+
+    def no_dicom(*a, **k):
+        raise AssertionError("volume parsed from DICOM although it is in the voxel cache")
+
+    monkeypatch.setattr(dio, "load", no_dicom)
+    w3 = make_window(qtbot, tmp_path, "s3.ini")
+    open_project(w3, qtbot, path)
+    again = w3.slice_view.volume
+    np.testing.assert_array_equal(again.array, shown.array)
+    np.testing.assert_array_equal(again.affine, shown.affine)
+    assert not again.array.flags.writeable  # memory-mapped, read-only: the source of truth stays intact
+    w3.shutdown()
+    w3.project.close()
