@@ -268,6 +268,18 @@ def disc_landmarks(spine: Spine, level: str) -> dict[str, np.ndarray]:
     return out
 
 
+def vertebra_landmarks(spine: Spine, name: str) -> dict[str, np.ndarray]:
+    """The 6 landmarks of a vertebral body: its superior ("upper") and inferior ("lower") endplate ×
+    anterior/middle/posterior, LANDMARK_INSET_MM inside the corners (anatomical coordinates)."""
+    e = spine.vertebrae[name]
+    out = {}
+    for which, plane, lower in (("upper", e.top, True), ("lower", e.bottom, False)):
+        inset = plane.half_d - LANDMARK_INSET_MM
+        for pos, a in (("anterior", inset), ("middle", 0.0), ("posterior", -inset)):
+            out[f"{which}_{pos}"] = endplate_point(plane, a, lower)
+    return out
+
+
 def disc_heights_from_landmarks(lm: dict[str, np.ndarray]) -> dict[str, float]:
     return {f"DH{k[0]}": float(np.linalg.norm(lm[f"upper_{k}"] - lm[f"lower_{k}"]))
             for k in ("anterior", "middle", "posterior")}

@@ -87,6 +87,13 @@ def tissue_tables(anat: A.PatientAnatomy):
     return base, nuc
 
 
+def r2s_by_tissue() -> dict[str, float]:
+    """True R2* (s⁻¹ = 1000/T2* ms) of the main tissues, before iron."""
+    t = {"annulus": ANNULUS[3], "nucleus_healthy": NUCLEUS_HEALTHY[3], "nucleus_degenerated": NUCLEUS_DEGENERATED[3],
+         "marrow": MARROW[3], "muscle": TISSUE[A.MUSCLE][3], "fat": TISSUE[A.FAT][3], "csf": TISSUE[A.CSF][3]}
+    return {k: round(1000.0 / v, 6) for k, v in t.items()}
+
+
 def signal_luts(tables, seq: Sequence) -> list[tuple[np.ndarray, np.ndarray]]:
     """For each echo: (base LUT, nucleus − base LUT), float32[256], signal in `seq.scale` units."""
     out = []

@@ -315,7 +315,7 @@ def _make_visit(seed, size, patient, anat, texture, v, label, days, vfolder, rot
             folder=f"{patient.folder}/{vfolder}/{prot.folder}", protocol=prot, geometry=geom,
             affine=geom.affine, arrays=arrays, windows=windows,
             series_time=f"{(hour + series_minute // 60) % 24:02d}{series_minute % 60:02d}00"))
-    visit.truth = _visit_truth(visit, patient, anat, spine, deposits, images, geom)
+    visit.truth = _visit_truth(visit, patient, anat, spine, deposits, images, geom, cfg)
     return visit
 
 
@@ -368,7 +368,7 @@ def _render(anat, spine, deposits, geom: SlabGeometry, v2b, cfg, texture: S.Text
 
 
 # ---- truth ----------------------------------------------------------------------------------------
-def _visit_truth(visit: PhantomVisit, patient: PhantomPatient, anat, spine, deposits, images, geom) -> dict:
+def _visit_truth(visit: PhantomVisit, patient: PhantomPatient, anat, spine, deposits, images, geom, cfg=None) -> dict:
     b2v = visit.baseline_to_visit
     inv_aff = np.linalg.inv(geom.affine)
     t2 = images["t2"][0]
@@ -408,7 +408,13 @@ def _visit_truth(visit: PhantomVisit, patient: PhantomPatient, anat, spine, depo
                             r2s_per_s=_r(base_r2s + dep.r2s_in, 3), delta_r2s_per_s=_r(dep.r2s_in, 3),
                             centre=_vec(apply(b2v, dep.centre)),
                             void_volume_mm3_by_te={str(te): _r(dep.void_volume_mm3(te), 4) for te in gre.te_ms})
+            if dep is not None and cfg is not None:
+                iron["void_volume_voxels_mm3_by_te"] = _voxel_void_volumes(dep, geom, visit.visit_to_baseline,
+                                                                           cfg["n_sub"], gre.te_ms)
             entry["iron"] = iron
+        rois = _signal_rois(spine, anat, level, geom, b2v, mid, t2)
+        if rois:
+            entry["signal_rois_t2"] = rois
         discs[level] = entry
     return {
         "label": visit.label, "folder": f"{patient.folder}/{visit.folder}", "days_since_baseline": visit.days,
@@ -418,6 +424,7 @@ def _visit_truth(visit: PhantomVisit, patient: PhantomPatient, anat, spine, depo
         "rotation_deg": list(visit.rotation_deg), "translation_mm": list(visit.translation_mm),
         "rotation_angle_deg": _r(rotation_angle_deg(visit.visit_to_baseline)),
         "transform_convention": "x_baseline = R·x_visit + t, R = Rz·Ry·Rx (rotation_deg = [rx, ry, rz])",
+        "vertebrae": _vertebra_truth(spine, b2v),
         "series": [{"uid": s.uid, "number": s.number, "description": s.description, "role": s.role,
                     "te_ms": list(s.echo_times), "tr_ms": s.repetition_time,
                     "flip_deg": s.protocol.sequence.flip_deg, "folder": s.folder,
@@ -425,6 +432,86 @@ def _visit_truth(visit: PhantomVisit, patient: PhantomPatient, anat, spine, depo
                     "shape": list(s.array.shape)} for s in visit.series],
         "discs": discs,
     }
+
+
+def _vertebra_truth(spine, b2v) -> dict:
+    """Vertebral body heights (6-point method, landmarks 2 mm inside the corners) for T12–S1."""
+    out = {}
+    for name in ("T12", "L1", "L2", "L3", "L4", "L5", "S1"):
+        lm = A.vertebra_landmarks(spine, name)
+        h = A.disc_heights_from_landmarks(lm)
+        out[name] = {"VBHa": _r(h["DHa"]), "VBHm": _r(h["DHm"]), "VBHp": _r(h["DHp"]),
+                     "landmarks": {k: _vec(apply(b2v, p)) for k, p in lm.items()}}
+    return out
+
+
+def _signal_rois(spine, anat, level, geom, b2v, mid, t2) -> dict:
+    """Two ellipse ROIs on the disc's mid-sagittal T2 slice and their noise-free mean signal: the
+    nucleus (centred on the nucleus, semi-axes 0.2·depth along the disc and 0.2·height across) and
+    the CSF in the anterior part of the dural sac behind the disc (centre 1.5 mm anterior of the
+    canal centre, semi-axes 1.8 mm AP and 4 mm along the canal; levels below the conus only).
+    Points (centre, end of axis a, end of axis b) are in visit LPS, projected onto the slice plane;
+    a voxel counts when its centre lies inside (the `discviewer.measure.roi` rule)."""
+    e = spine.discs[level]
+    c, u, n = e.mid
+    a0 = A.nucleus_params(anat, level, e.depth, e.width)[0]
+    h = e.height
+    out = {}
+    ellipses = {"nucleus": (c + u * a0, u * 0.2 * e.depth, n * 0.2 * h)}
+    if A.DISCS.index(level) >= A.DISCS.index("L2/L3"):
+        cc, rap = [], []
+        for plane, vname in ((e.top, A.VERTEBRAE[e.index]), (e.bottom, A.VERTEBRAE[e.index + 1])):
+            r = A._CANAL[vname][0] * anat.scale
+            cc.append(plane.c - plane.u * (e.depth / 2 + r))
+            rap.append(r)
+        centre = np.mean(cc, axis=0) + u * 1.5
+        ellipses["csf"] = (centre, u * 1.8, n * 4.0)
+    aff = geom.affine
+    normal = aff[:3, 2] / np.linalg.norm(aff[:3, 2])
+    origin = aff[:3, :3] @ np.array([0.0, 0.0, float(mid)]) + aff[:3, 3]
+    nr, nc = t2.shape[1:]
+    jj, ii = np.mgrid[0:nr, 0:nc]
+    pts = (aff[:3, 0][:, None, None] * ii + aff[:3, 1][:, None, None] * jj + origin[:, None, None])
+    for name, (ctr, va, vb) in ellipses.items():
+        ps = [apply(b2v, ctr), apply(b2v, ctr + va), apply(b2v, ctr + vb)]
+        ps = [p - normal * np.dot(p - origin, normal) for p in ps]  # onto the slice plane
+        ca, cb = ps[1] - ps[0], ps[2] - ps[0]
+        la = np.linalg.norm(ca)
+        ah = ca / la
+        cb = cb - ah * np.dot(cb, ah)
+        lb = np.linalg.norm(cb)
+        d = pts - ps[0][:, None, None]
+        inside = (np.tensordot(ah, d, 1) / la) ** 2 + (np.tensordot(cb / lb, d, 1) / lb) ** 2 <= 1.0
+        if not inside.any():
+            continue
+        out[name] = {"points": [_vec(p) for p in ps], "slice": int(mid), "n_voxels": int(inside.sum()),
+                     "signal_t2": _r(float(t2[mid][inside].mean()), 4)}
+    return out
+
+
+def _voxel_void_volumes(dep, geom, v2b, n_sub: int, te_list) -> dict:
+    """Volume (mm³) of the GRE voxels whose through-plane-averaged iron attenuation
+    mean_j exp(−TE·ΔR2*(x_j)) is ≤ 0.5 (the void rule on the voxel grid, before the in-plane PSF),
+    per echo time; the sub-samples x_j are the renderer's through-plane supersampling points."""
+    te_max = max(te_list)
+    rc = dep.cutoff_mm(te_max)
+    vox = abs(float(np.linalg.det(geom.affine[:3, :3])))
+    plane_aff = v2b @ geom.plane_affine(n_sub)
+    att = {te: 0 for te in te_list}
+    for s in range(geom.n_slices):
+        grid = SampleGrid(plane_aff, (n_sub, geom.rows, geom.columns), plane0=s * n_sub)
+        b = grid.block(np.array(dep.centre) - rc, np.array(dep.centre) + rc)
+        if b is None:
+            continue
+        sl, X, Y, Z = b
+        if sl[0].stop - sl[0].start != n_sub:
+            full = (slice(0, n_sub), sl[1], sl[2])
+            sl, X, Y, Z = grid._points(full)
+        dr = dep.delta_r2s(X, Y, Z)
+        for te in te_list:
+            a = np.exp(-te / 1000.0 * dr).mean(axis=0)
+            att[te] += int((a <= 0.5).sum())
+    return {str(te): _r(n * vox, 4) for te, n in att.items()}
 
 
 def _patient_truth(patient: PhantomPatient, injection_day: int, deposit_params) -> dict:
@@ -447,6 +534,14 @@ def study_truth(seed: int, size: str, patients: list[dict]) -> dict:
         "nucleus_signal": "noise-free T2 (stored units, after gain and coil shading) averaged over the "
                           "nucleus voxels of the disc's mid-sagittal slice",
         "field_strength_T": FIELD_STRENGTH_T,
+        "r2s_per_s_by_tissue": S.r2s_by_tissue(),
+        "signal_rois_t2": "per disc: nucleus and CSF ellipses on the mid-sagittal T2 slice (points: centre, "
+                          "end of axis a, end of axis b, projected onto the slice plane) and the noise-free mean "
+                          "T2 signal of the voxels whose centres lie inside",
+        "vertebral_height_method": "6-point: anterior/posterior points %.1f mm inside the corners of each "
+                                   "endplate, middle at the endplate centre" % A.LANDMARK_INSET_MM,
+        "void_volume_voxels": "void_volume_voxels_mm3_by_te: GRE voxels whose through-plane-averaged iron "
+                              "attenuation exp(-TE*dR2*) is <= 0.5 (before the in-plane PSF), x voxel volume",
         "patients": patients,
     }
 

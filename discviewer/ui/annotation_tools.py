@@ -94,6 +94,8 @@ class ToolContext:
     reader: str = ""
     volume: Any = None  # the volume measured; None: the view's
     vertebra: str = ""
+    extra: dict | None = None  # merged into every new annotation's extra (e.g. ROI role, acquisition)
+    roi_extra: dict | None = None  # merged into new ROIs (ellipse/polygon/freehand) only, e.g. {"roi_role": "disc"}
 
 
 def as_context(value) -> ToolContext:
@@ -584,6 +586,10 @@ class AnnotationTools(QtCore.QObject):
             e["series_role"] = str(ctx.series_role)
         if ctx.echo_time_ms is not None:
             e["echo_time_ms"] = float(ctx.echo_time_ms)
+        if ctx.extra:
+            e.update(ctx.extra)
+        if ctx.roi_extra and kind in ("ellipse", "polygon", "freehand"):
+            e.update(ctx.roi_extra)
         if extra:
             e.update(extra)
         return Annotation(id="", kind=kind, level=ctx.level if level is None else level, visit_id=ctx.visit_id,

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
+import numpy as np
+
 from discviewer.levels import LUMBAR_LEVELS
+from discviewer.measure_flows import ROI_ROLES
 from discviewer.ui.annotation_tools import SHORTCUTS, TOOL_TITLES, AnnotationToolGroup, ToolContext
 
 Qt = QtCore.Qt
@@ -26,6 +29,8 @@ class MeasureUI(QtCore.QObject):
         self.tools.message.connect(lambda m: window.statusBar().showMessage(m, 5000))
         self.tools.tool_changed.connect(self._on_tool_changed)
         self.tools.selection_changed.connect(self._on_tool_selection)
+        self.tools.annotation_committed.connect(self._on_committed)
+        self.r2star_frames: dict[int, object] = {}  # id(frame) → R2* Volume shown on it
         self.tool_actions: dict[str, QtGui.QAction] = {}
         self.measurement_panel = None
         self.scores_panel = None
@@ -73,6 +78,43 @@ class MeasureUI(QtCore.QObject):
         self.level_combo.setToolTip("Disc level of new measurements and of the Scores panel")
         self.level_combo.currentTextChanged.connect(lambda _: self._update_scores_context())
         tb.addWidget(self.level_combo)
+        tb.addWidget(QtWidgets.QLabel(" ROI "))
+        self.roi_role_combo = QtWidgets.QComboBox()
+        self.roi_role_combo.addItems(list(ROI_ROLES))
+        self.roi_role_combo.setToolTip("Role of new ROIs: disc (measured), reference (surrounding tissue / CSF, "
+                                       "for ratios and the iron threshold) or background (air, for noise)")
+        tb.addWidget(self.roi_role_combo)
+        tb.addWidget(QtWidgets.QLabel(" Iron rule "))
+        self.iron_rule_combo = QtWidgets.QComboBox()
+        for text, rule in (("≤ 50 % of reference", dict(kind="percent_of_reference", percent=50.0)),
+                           ("≤ 70 % of reference", dict(kind="percent_of_reference", percent=70.0)),
+                           ("≤ mean − 2 SD", dict(kind="mean_minus_k_sd", k=2.0)),
+                           ("≤ mean − 3 SD", dict(kind="mean_minus_k_sd", k=3.0))):
+            self.iron_rule_combo.addItem(text, rule)
+        self.iron_rule_combo.setToolTip("Threshold of the hypointense (iron) region, relative to the reference ROI")
+        tb.addWidget(self.iron_rule_combo)
+
+        def act(name, text, slot, key, tip):
+            a = QtGui.QAction(text, w)
+            a.setShortcut(QtGui.QKeySequence(key))
+            a.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+            a.setToolTip(f"{tip} ({key})")
+            a.triggered.connect(slot)
+            w.addAction(a)
+            menu.addAction(a)
+            w.actions_by_name[name] = a
+            return a
+
+        menu.addSeparator()
+        act("iron", "Iron in selected ROI", self.measure_iron, "Ctrl+I",
+            "Segment the hypointense (iron) region inside the selected disc ROI by the iron rule, against the "
+            "reference ROI on the same slice")
+        act("r2star", "R2* map", self.toggle_r2star, "Ctrl+2",
+            "Fit R2* (s⁻¹) of the active multi-echo series and show it as a colour overlay")
+        act("carry", "Copy selected to all visits", self.carry_selected, "Ctrl+Shift+C",
+            "Map the selected annotation to every other visit through the registration and measure it there")
+        act("propagate_labels", "Propagate disc labels to all visits", self.propagate_labels, "Ctrl+Shift+B",
+            "Copy this visit's disc labels to every visit through the registration")
         menu.addSeparator()
         self.delete_action = menu.addAction("Delete selected annotation", self.tools.delete_selected)
         self.delete_action.setShortcut(QtGui.QKeySequence(QtGui.QKeySequence.StandardKey.Delete))
@@ -111,11 +153,18 @@ class MeasureUI(QtCore.QObject):
             echo_time = entry.echo_times[echo]
         elif info is not None:
             echo_time = info.echo_time
+        volume = w.controller._own.get(id(frame))
+        extra = None
+        if volume is not None:
+            from discviewer.measure_flows import acquisition_of
+
+            extra = acquisition_of(volume)
+            extra.pop("echo_time_ms", None)  # the tool stores the echo of the viewport itself
         return ToolContext(annotations=ws.annotations, visit_id=frame.visit_id or "",
                            series_uid=info.series_uid if info is not None else "",
                            series_role=str(getattr(entry.role, "value", entry.role)) if entry is not None else "",
-                           echo_time_ms=echo_time, level=self.level, reader=ws.user,
-                           volume=w.controller._own.get(id(frame)))
+                           echo_time_ms=echo_time, level=self.level, reader=ws.user, volume=volume,
+                           extra=extra, roi_extra={"roi_role": self.roi_role_combo.currentText()})
 
     def _on_volume_shown(self, frame, volume) -> None:
         if frame is None or frame.view is None:
@@ -227,3 +276,180 @@ class MeasureUI(QtCore.QObject):
     def _on_tool_selection(self, annotation_id: str) -> None:
         if self.measurement_panel is not None and annotation_id:
             self.measurement_panel.select_annotation(annotation_id)
+
+    # ------------------------------------------------------------------ workflows
+    def _selected(self):
+        ws = self.window.project.workspace
+        aid = self.tools.selected_id
+        return ws.annotations.get(aid) if aid and aid in ws.annotations else None
+
+    def _status(self, text: str) -> None:
+        self.window.statusBar().showMessage(text, 8000)
+
+    def _on_committed(self, annotation_id: str) -> None:
+        """After a disc label is placed, the Level box moves one disc down, so clicking the discs
+        from top to bottom labels them in order."""
+        ws = self.window.project.workspace
+        if annotation_id not in ws.annotations:
+            return
+        a = ws.annotations.get(annotation_id)
+        if a.kind == "disc_label" and a.level in LUMBAR_LEVELS:
+            i = LUMBAR_LEVELS.index(a.level)
+            if i + 1 < len(LUMBAR_LEVELS):
+                self.set_level(LUMBAR_LEVELS[i + 1])
+
+    def _frame_of(self, annotation):
+        for f in self.window.review.view_frames():
+            if f.visit_id == annotation.visit_id and f.candidate is not None \
+                    and getattr(f.candidate.info, "series_uid", "") == annotation.series_uid:
+                return f
+        return None
+
+    def measure_iron(self):
+        """Iron in the selected disc ROI (see `discviewer.measure_flows.iron_annotation`)."""
+        from discviewer.measure import IronRule
+        from discviewer.measure_flows import find_roi, iron_annotation, mask_volume, roi_role
+
+        roi = self._selected()
+        if roi is None or roi_role(roi) != "disc":
+            self._status("Iron: select a disc ROI first (and draw a reference ROI on the same slice)")
+            return None
+        ws = self.window.project.workspace
+        ref = find_roi(ws.annotations, roi, "reference")
+        if ref is None:
+            self._status("Iron: draw a reference ROI (surrounding disc tissue) on the same slice first")
+            return None
+        volume = self.volume_for(roi)
+        if volume is None:
+            self._status("Iron: the ROI's image is not loaded")
+            return None
+        rule = IronRule(**self.iron_rule_combo.currentData())
+        a, res = iron_annotation(roi, volume, ref, rule, background_roi=find_roi(ws.annotations, roi, "background"),
+                                 reader=ws.user)
+        stored = ws.annotations.add(a)
+        frame = self._frame_of(roi)
+        if frame is not None and frame.view is not None:
+            frame.view.set_overlay(mask_volume(res.mask, volume), opacity=0.6, colormap="hot", window=(0.5, 1.0))
+        te = a.extra.get("echo_time_ms")
+        self._status(f"Iron ({rule.text()}): {a.values['void_volume_mm3']:.1f} mm³, contrast "
+                     f"{a.values['contrast_ratio']:.2f}" + (f", TE {te:g} ms" if te else ""))
+        return stored
+
+    def toggle_r2star(self):
+        """Show (or hide) the R2* map of the active viewport's multi-echo series as a colour overlay."""
+        from discviewer.measure_flows import r2star_volume
+
+        w = self.window
+        frame = w.review.active
+        if frame is None or frame.view is None or frame.candidate is None:
+            self._status("R2*: show a multi-echo series first")
+            return None
+        if id(frame) in self.r2star_frames:
+            self.r2star_frames.pop(id(frame))
+            frame.view.set_overlay(None)
+            frame.view.set_color_bar(None)
+            return None
+        _, visit, entry, _ = w.controller.locate(frame.candidate)
+        if entry is None or entry.n_echoes < 2:
+            self._status("R2*: the active series has a single echo; show a multi-echo gradient echo")
+            return None
+        load = w.controller.load_fn
+        QtWidgets.QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+        try:
+            echoes = [w.controller.cache.get_or_load(c, load) for c in entry.echoes]
+            vol, fit = r2star_volume(echoes)
+        except Exception as exc:
+            self._status(f"R2* failed: {exc}")
+            return None
+        finally:
+            QtWidgets.QApplication.restoreOverrideCursor()
+        shown = frame.view.volume
+        hi = float(np.nanpercentile(vol.array[vol.array > 0], 99)) if np.any(vol.array > 0) else 100.0
+        if shown is not None and shown.array.shape == vol.array.shape and np.allclose(shown.affine, vol.affine):
+            frame.view.set_overlay(vol, opacity=0.6, colormap="hot", window=(hi / 2.0, hi))
+            frame.view.set_color_bar("R2* (s⁻¹)", colormap="hot", vmin=0.0, vmax=hi)
+        self.r2star_frames[id(frame)] = vol
+        self._status(f"R2* map ({fit.method} fit, {len(entry.echoes)} echoes)")
+        return vol
+
+    def carry_selected(self):
+        """Copy the selected annotation to every other visit of its patient through the registration
+        (the level's own transform set when there is one) and measure it there — one undo step."""
+        from discviewer.carry import carry_annotation
+        from discviewer.linking import WHOLE_VOLUME
+
+        a = self._selected()
+        w = self.window
+        if a is None or w.study is None:
+            self._status("Copy to visits: select an annotation first")
+            return []
+        ws = w.project.workspace
+        patient = next((p for p in w.study.patients if any(v.id == a.visit_id for v in p.visits)), None)
+        if patient is None:
+            return []
+        set_name = a.level if a.level in ws.transforms else WHOLE_VOLUME
+        ts = ws.transforms[set_name]
+        role = (a.extra or {}).get("series_role", "")
+        te = (a.extra or {}).get("echo_time_ms")
+        made = []
+        with ws.history.group("Copy to all visits"):
+            for v in patient.visits:
+                if v.id == a.visit_id:
+                    continue
+                entries = v.entries(role) if role else []
+                entry = entries[0] if entries else None
+                copy = carry_annotation(a, ts, v.id, series_uid=entry.series_uid if entry else "",
+                                        set_name=set_name, reader=ws.user)
+                copy = self._measure_on(copy, entry, te)
+                made.append(ws.annotations.add(copy))
+        self._status(f"Copied to {len(made)} visit(s) through {set_name!r}")
+        return made
+
+    def _measure_on(self, a, entry, te):
+        """`a` with values computed on the entry's image (loaded if needed); unchanged if impossible."""
+        import dataclasses
+
+        from discviewer.measure import compute_values
+
+        if entry is None or a.kind in ("point", "text", "disc_label", "score", "iron"):
+            return a
+        cand = entry.echoes[0]
+        if te is not None:
+            cand = min(entry.echoes, key=lambda c: abs((c.info.echo_time or 0.0) - float(te)))
+        try:
+            vol = self.window.controller.cache.get_or_load(cand, self.window.controller.load_fn)
+            values, units = compute_values(a, vol)
+        except Exception as exc:
+            self._status(f"Could not measure on {entry.title}: {exc}")
+            return a
+        return dataclasses.replace(a, values=values, units=units)
+
+    def propagate_labels(self):
+        """The active visit's disc labels → every other visit through the registration (one undo step)."""
+        from discviewer import levels
+
+        w = self.window
+        frame = w.review.active
+        ws = w.project.workspace
+        if frame is None or w.study is None or not frame.visit_id:
+            return 0
+        own = levels.labels_of(ws.annotations, frame.visit_id)
+        if not own:
+            self._status("Propagate: label the discs of this visit first (Disc level label tool, B)")
+            return 0
+        base = levels.to_baseline(own, ws.transforms, frame.visit_id)
+        n = 0
+        with ws.history.group("Propagate disc labels"):
+            for p in w.study.patients:
+                if not any(v.id == frame.visit_id for v in p.visits):
+                    continue
+                for v in p.visits:
+                    if v.id == frame.visit_id:
+                        continue
+                    pts = levels.propagate(base, ws.transforms, v.id)
+                    recs = levels.disc_label_records(pts, v.id, list(ws.annotations), reader=ws.user,
+                                                     method="propagated by registration")
+                    levels.store_disc_labels(ws.annotations, recs)
+                    n += 1
+        self._status(f"Disc labels propagated to {n} visit(s)")
+        return n

@@ -15,3 +15,16 @@ def phantom_scan(tmp_path_factory):
         out = write_study(tmp_path_factory.mktemp("phantom_small"), size="small")
         _CACHE["small"] = (Path(out), scan(out))
     return _CACHE["small"]
+
+
+_STUDIES: dict[str, object] = {}
+
+
+def phantom_study(size: str = "small"):
+    """`generate_study(patients=1, seed=0, size=size)` in memory (no DICOM) — generated once per test
+    session (small ≈ 2 s, full ≈ 25 s)."""
+    if size not in _STUDIES:
+        from discviewer.phantom import generate_study
+
+        _STUDIES[size] = generate_study(patients=1, seed=0, size=size)
+    return _STUDIES[size]
