@@ -219,6 +219,8 @@ class MeasureUI(QtCore.QObject):
             dock.setWidget(self.measurement_panel)
             w.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, dock)
             w.resizeDocks([dock], [max(220, w.height() // 3)], Qt.Orientation.Vertical)
+            width = max(600, w.width())
+            self.measurement_panel.splitter.setSizes([width * 45 // 100, width * 35 // 100, width * 20 // 100])
             self.measurements_dock = dock
         self.measurements_dock.show()
         self.measurements_dock.raise_()
@@ -369,8 +371,36 @@ class MeasureUI(QtCore.QObject):
             frame.view.set_overlay(vol, opacity=0.6, colormap="hot", window=(hi / 2.0, hi))
             frame.view.set_color_bar("R2* (s⁻¹)", colormap="hot", vmin=0.0, vmax=hi)
         self.r2star_frames[id(frame)] = vol
-        self._status(f"R2* map ({fit.method} fit, {len(entry.echoes)} echoes)")
+        n = self._r2star_in_rois(vol, visit.id if visit is not None else frame.visit_id, entry, fit.method)
+        self._status(f"R2* map ({fit.method} fit, {len(entry.echoes)} echoes)"
+                     + (f"; mean R2* stored for {n} ROI(s)" if n else ""))
         return vol
+
+    def _r2star_in_rois(self, r2s, visit_id: str, entry, method: str) -> int:
+        """Mean and SD of R2* (s⁻¹) inside every ROI on this series' slices — one undo step."""
+        import dataclasses
+
+        from discviewer.measure import roi_stats
+        from discviewer.measure.compute import plane_roi_of
+        from discviewer.measure_flows import ROI_KINDS
+
+        ws = self.window.project.workspace
+        rois = [a for a in ws.annotations if a.kind in ROI_KINDS and a.visit_id == visit_id
+                and a.series_uid == entry.series_uid]
+        n = 0
+        with ws.history.group("R2* in ROIs"):
+            for a in rois:
+                try:
+                    st = roi_stats(r2s, plane_roi_of(a))
+                except Exception:
+                    continue
+                values = {**a.values, "r2star_mean_per_s": float(st.mean), "r2star_sd_per_s": float(st.sd)}
+                units = {**a.units, "r2star_mean_per_s": "s⁻¹", "r2star_sd_per_s": "s⁻¹"}
+                extra = {**a.extra, "r2star_method": f"{method} fit of {entry.n_echoes} echoes "
+                                                     f"(TE {', '.join(f'{t:g}' for t in entry.echo_times)} ms)"}
+                if ws.annotations.update(dataclasses.replace(a, values=values, units=units, extra=extra)):
+                    n += 1
+        return n
 
     def carry_selected(self):
         """Copy the selected annotation to every other visit of its patient through the registration

@@ -161,8 +161,23 @@ def test_iron_in_a_disc_roi_against_its_reference(demo_window, qtbot, demo):
 
 def test_r2star_overlay_with_colour_bar(demo_window, qtbot, demo):
     w = demo_window
-    show_gre(w, qtbot, 0, te_index=0)
+    ws = w.project.workspace
+    entry = show_gre(w, qtbot, 0, te_index=0)
+    view = w.slice_view
+    d = truth(demo)["visits"][0]["discs"]["L3/L4"]
+    go_to(view, d["centre"])
+    c = np.asarray(d["centre"], float)
+    roi = ws.annotations.add(Annotation(
+        id="", kind="ellipse", level="L3/L4", visit_id=view_visit(w), series_uid=entry.series_uid,
+        points=(tuple(c), tuple(c + [0, 5, 0]), tuple(c + [0, 0, 1.5])), reader=ws.user,
+        extra={"plane": view.slice_plane(), "plane_name": "sag", "series_role": "multi-echo GRE", "roi_role": "disc",
+               "echo_time_ms": entry.echo_times[0]}))
     vol = w.measure.toggle_r2star()
+    stored = ws.annotations.get(roi.id)
+    assert stored.units["r2star_mean_per_s"] == "s⁻¹" and stored.values["r2star_mean_per_s"] > 0
+    assert "fit of 5 echoes" in stored.extra["r2star_method"]
+    w.undo_action.trigger()  # one step
+    assert "r2star_mean_per_s" not in ws.annotations.get(roi.id).values
     assert vol is not None and vol.array.shape == w.slice_view.volume.array.shape
     tissue = truth(demo)["visits"][0]["discs"]["L4/L5"]["iron"]["tissue_r2s_per_s"]
     assert np.nanmedian(vol.array[vol.array > 0]) == pytest.approx(tissue, rel=0.6)  # a plausible map
