@@ -224,11 +224,14 @@ def _series_template(slices: int, size: int) -> tuple[Dataset, dict]:
     return ds, uids
 
 
-def write_series(folder: Path, slices: int, size: int, seed: int = 0) -> tuple[list[Path], np.ndarray, int]:
-    """Write the series; returns (sorted file paths, the (slices, size, size) pixels, mean header bytes)."""
+def write_series(folder: Path, slices: int, size: int, seed: int = 0,
+                 pixels: np.ndarray | None = None) -> tuple[list[Path], np.ndarray, int]:
+    """Write the series (random 12-bit pixels unless `pixels` (slices, size, size) uint16 are given);
+    returns (sorted file paths, the pixels, mean header bytes)."""
     folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    pixels = rng.integers(0, 4096, size=(slices, size, size), dtype=np.uint16)  # 12 bits stored
+    if pixels is None:
+        rng = np.random.default_rng(seed)
+        pixels = rng.integers(0, 4096, size=(slices, size, size), dtype=np.uint16)  # 12 bits stored
     template, _ = _series_template(slices, size)
     spacing = 1.0
     x0 = (slices - 1) / 2 * spacing  # sagittal: slices step along patient left (LPS +x)

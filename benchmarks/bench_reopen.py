@@ -43,8 +43,6 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 HERE = Path(__file__).resolve().parent
 try:  # run from a checkout without installing
@@ -52,7 +50,7 @@ try:  # run from a checkout without installing
 except ImportError:
     sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
-from bench_load import MR_IMAGE_STORAGE, _series_template  # noqa: E402
+import bench_load  # noqa: E402
 
 from discviewer.io import load, scan_files  # noqa: E402
 from discviewer.workspace.voxels import VoxelStore  # noqa: E402
@@ -89,32 +87,9 @@ def mr_like(slices: int, size: int, seed: int = 0) -> np.ndarray:
 
 
 def write_series(folder: Path, pixels: np.ndarray) -> list[Path]:
-    """`pixels` as single-frame files with `bench_load.py`'s header template; sorted paths."""
-    folder.mkdir(parents=True, exist_ok=True)
+    """`pixels` as single-frame files with `bench_load.py`'s writer (same header template); sorted paths."""
     slices, size, _ = pixels.shape
-    template, _ = _series_template(slices, size)
-    x0 = (slices - 1) / 2
-    paths = []
-    for k in range(slices):
-        ds = Dataset()
-        ds.update(template)
-        meta = FileMetaDataset()
-        sop = generate_uid()
-        meta.MediaStorageSOPClassUID = MR_IMAGE_STORAGE
-        meta.MediaStorageSOPInstanceUID = sop
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        meta.ImplementationClassUID = "1.3.12.2.1107.5.2"
-        ds.file_meta = meta
-        ds.SOPInstanceUID = sop
-        ds.InstanceNumber = str(k + 1)
-        x = x0 - k
-        ds.ImagePositionPatient = [f"{x:.6f}", "-150.0", "150.0"]
-        ds.SliceLocation = f"{-x:.6f}"
-        ds.PixelData = pixels[k].tobytes()
-        p = folder / f"IM{k + 1:05d}.dcm"
-        ds.save_as(p, enforce_file_format=True)
-        paths.append(p)
-    return paths
+    return bench_load.write_series(folder, slices, size, pixels=pixels)[0]
 
 
 # ---------------------------------------------------------------------------------------------
