@@ -45,7 +45,10 @@ SEM describes the measurement method, and one disc rarely has enough repeats on 
 - *SNR* = disc mean / noise SD, noise SD from a background ROI on the same slice. For a magnitude
   image the background is Rayleigh-distributed; pass `rayleigh_factor` (often quoted 0.655,
   *verify*) to use SD_noise = SD_background / factor. Default: no correction.
-- *Percent of baseline* for disc heights (every value of a `disc_height` annotation):
+- *Disc height indices* (`height_index_rows`, formulas in `discviewer.measure.INDICES`): dh_mean and
+  dhi_farfan from each disc_height annotation; dhi_adjacent and dhi_masuda when the two neighbouring
+  vertebral bodies were measured (vb_height with `extra["vertebra"]`) on the same visit by the same reader.
+- *Percent of baseline* for disc heights (every value of a `disc_height` annotation and its indices):
   `<measure>_pct_baseline` = 100 · value / (mean value at the patient's baseline visit, same level,
   reader and measure), unit "%". The baseline is the visit with days = 0, else the patient's first.
 
@@ -56,7 +59,7 @@ an optional `acquisition_for(annotation)` callback. `iron_comparability(rows)` l
 and level, the attributes that differ between the visits of iron values ("iron values not
 comparable: TE 14 ms vs 19 ms …") and the visits where they are unknown.
 
-Core module: stdlib and numpy only.
+Core module: stdlib and numpy (indices from `discviewer.measure`).
 """
 from __future__ import annotations
 
@@ -341,6 +344,7 @@ class MeasureTable:
         if derived:
             rows += signal_ratio_rows(self.annotations, self._visit_of, same_slice_mm=same_slice_mm,
                                       rayleigh_factor=rayleigh_factor)
+            rows += height_index_rows(self.annotations, self._visit_of)
             rows += percent_of_baseline_rows(rows, self.visits)
         self.rows: list[MeasureRow] = rows
 
@@ -538,6 +542,49 @@ def signal_ratio_rows(annotations: Iterable[Annotation], visit_of: Callable[[str
     return out
 
 
+def height_index_rows(annotations: Iterable[Annotation], visit_of: Callable[[str], VisitInfo]) -> list[MeasureRow]:
+    """The named disc-height indices of `discviewer.measure.INDICES` for each disc_height annotation:
+    `dh_mean` and `dhi_farfan` from the disc alone; `dhi_adjacent` and `dhi_masuda` when vertebral
+    body heights (vb_height, `extra["vertebra"]`) of both neighbours — e.g. L4 and L5 for L4/L5 —
+    exist for the same visit and reader (the newest of each is used)."""
+    from discviewer.measure import INDICES, DiscHeight, VertebralBodyHeight, dh_mean, dhi_adjacent, dhi_farfan, \
+        dhi_masuda
+
+    items = list(annotations)
+    vbs: dict[tuple[str, str, str], Annotation] = {}
+    for a in sorted((a for a in items if a.kind == "vb_height"), key=lambda a: a.modified or a.created):
+        name = str((a.extra or {}).get("vertebra") or "")
+        if name and all(k in a.values for k in ("VBHa", "VBHm", "VBHp")):
+            vbs[(a.visit_id, a.reader, name)] = a
+    out: list[MeasureRow] = []
+    for d in items:
+        if d.kind != "disc_height" or not all(k in d.values for k in ("DHa", "DHm", "DHp", "depth_mm")):
+            continue
+        v = visit_of(d.visit_id)
+        disc = DiscHeight(float(d.values["DHa"]), float(d.values["DHm"]), float(d.values["DHp"]),
+                          float(d.values["depth_mm"]), (float(d.values["DHa"]) + float(d.values["DHm"])
+                                                        + float(d.values["DHp"])) / 3.0)
+        found: list[tuple[str, float, tuple[str, ...]]] = [("dh_mean", dh_mean(disc), (d.id,))]
+        if disc.depth_mm > 0:
+            found.append(("dhi_farfan", dhi_farfan(disc), (d.id,)))
+        names = d.level.split("/") if "/" in d.level else []
+        if len(names) == 2:
+            up, lo = vbs.get((d.visit_id, d.reader, names[0])), vbs.get((d.visit_id, d.reader, names[1]))
+            if up is not None and lo is not None:
+                vb_up, vb_lo = (VertebralBodyHeight(float(x.values["VBHa"]), float(x.values["VBHm"]),
+                                                    float(x.values["VBHp"]), float(x.values.get("depth_mm", 0.0)),
+                                                    (float(x.values["VBHa"]) + float(x.values["VBHm"])
+                                                     + float(x.values["VBHp"])) / 3.0) for x in (up, lo))
+                found.append(("dhi_adjacent", dhi_adjacent(disc, vb_up, vb_lo), (d.id, up.id, lo.id)))
+                found.append(("dhi_masuda", dhi_masuda(disc, vb_up, vb_lo), (d.id, up.id, lo.id)))
+        for name, value, sources in found:
+            idx = INDICES[name]
+            out.append(MeasureRow(v.patient, d.visit_id, v.label, v.days, d.level, d.reader, name, float(value),
+                                  idx.units, f"derived: {idx.formula}", d.id, d.modified or d.created,
+                                  "disc_height", d.series_uid, Acquisition(), True, sources))
+    return out
+
+
 def percent_of_baseline_rows(rows: Sequence[MeasureRow], visits: Sequence[VisitInfo]) -> list[MeasureRow]:
     """`<measure>_pct_baseline` rows for the values of disc_height annotations (see the module docstring)."""
     baseline: dict[str, str] = {}  # patient → baseline visit id
@@ -546,7 +593,7 @@ def percent_of_baseline_rows(rows: Sequence[MeasureRow], visits: Sequence[VisitI
             baseline[v.patient] = v.id
     for v in sorted(visits, key=lambda v: v.index):
         baseline.setdefault(v.patient, v.id)
-    heights = [r for r in rows if r.kind == "disc_height" and not r.derived]
+    heights = [r for r in rows if r.kind == "disc_height" and not r.measure.endswith("_pct_baseline")]
     ref: dict[tuple, list[float]] = defaultdict(list)
     for r in heights:
         if baseline.get(r.patient) == r.visit_id:

@@ -211,3 +211,25 @@ def test_acquisition_callback_completes_what_extra_lacks():
     assert t.rows[0].acquisition == Acquisition(14.0, 1.5, (0.5, 0.5, 3.0))
     t = MeasureTable(s, [VisitInfo(V0, "b", 0, "P1")], acquisition_for=lambda a: {"field_strength_t": 3})
     assert t.rows[0].acquisition.field_t == 3.0
+
+
+def test_disc_height_indices_with_and_without_neighbouring_bodies():
+    s = AnnotationSet()
+    s.add(ann("disc_height", "L4/L5", V0, {"DHa": 12.0, "DHm": 10.0, "DHp": 8.0, "depth_mm": 40.0}))
+    s.add(ann("disc_height", "L4/L5", V1, {"DHa": 9.0, "DHm": 8.0, "DHp": 7.0, "depth_mm": 40.0}))
+    t = MeasureTable(s, three_visit_study())
+    got = {(r.visit_id, r.measure): r.value for r in t.rows if r.derived}
+    assert got[(V0, "dh_mean")] == pytest.approx(10.0)
+    assert got[(V0, "dhi_farfan")] == pytest.approx((12 + 8) / 40)
+    assert (V0, "dhi_adjacent") not in got  # no vertebral bodies measured
+    assert got[(V1, "dhi_farfan_pct_baseline")] == pytest.approx(100 * (16 / 40) / (20 / 40))
+    # with L4 (above) and L5 (below) on visit V0: DHI = 10 / mean(24, 26), Masuda-type = 2·30 / (72 + 78)
+    s.add(ann("vb_height", "L4/L5", V0, {"VBHa": 25.0, "VBHm": 23.0, "VBHp": 24.0}, extra={"vertebra": "L4"}))
+    s.add(ann("vb_height", "L4/L5", V0, {"VBHa": 27.0, "VBHm": 25.0, "VBHp": 26.0}, extra={"vertebra": "L5"}))
+    t = MeasureTable(s, three_visit_study())
+    rows = {(r.visit_id, r.measure): r for r in t.rows if r.derived}
+    assert rows[(V0, "dhi_adjacent")].value == pytest.approx(10.0 / 25.0)
+    assert rows[(V0, "dhi_masuda")].value == pytest.approx(60.0 / 150.0)
+    assert rows[(V0, "dhi_adjacent")].method.startswith("derived: DHI = DH /")
+    assert len(rows[(V0, "dhi_adjacent")].sources) == 3
+    assert (V1, "dhi_adjacent") not in rows  # the bodies were measured on V0 only
