@@ -70,6 +70,8 @@ def histogram_of(stats, bins: int | str = "auto") -> tuple[np.ndarray, np.ndarra
     h = getattr(stats, "histogram", None)
     if callable(h):
         h = h()
+    if h is None and getattr(stats, "histogram_counts", None) is not None:  # discviewer.measure.RoiStats
+        h = (stats.histogram_counts, stats.histogram_edges)
     if h is not None:
         if isinstance(h, (tuple, list)) and len(h) == 2:
             counts, edges = h
@@ -149,12 +151,12 @@ class HistogramView(QtWidgets.QWidget):
             return
         try:
             measure = importlib.import_module("discviewer.measure")
-            roi_stats = measure.roi_stats
+            roi_stats, plane_roi_of = measure.roi_stats, measure.plane_roi_of
         except (ImportError, AttributeError):
             self.clear(f"{title}: ROI statistics are not available (discviewer.measure missing)")
             return
         try:
-            stats = roi_stats(volume, annotation)
+            stats = roi_stats(volume, plane_roi_of(annotation))
         except Exception as exc:
             self.clear(f"{title}: ROI statistics failed: {exc}")
             return

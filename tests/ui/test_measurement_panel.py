@@ -3,8 +3,6 @@ selects an annotation, iron acquisition warnings, trend curves and SDC bands, th
 from __future__ import annotations
 
 import dataclasses
-import sys
-import types
 
 import numpy as np
 import pytest
@@ -216,30 +214,19 @@ def test_trend_level_follows_the_selected_row(qtbot, ws, visits, panel):
     assert panel.trend.curves["DHm"].getData()[1].tolist() == [10.0]
 
 
-class FakeStats:
-    def __init__(self, values):
-        self.values = np.asarray(values, float)
-        self.mean = float(self.values.mean())
-        self.sd = float(self.values.std())
-        self.n_voxels = self.values.size
-
-
 def roi(visit):
     return Annotation(id="", kind="ellipse", level="L4/L5", visit_id=visit, reader="r1",
                       points=((0, 10, 20), (0, 14, 20), (0, 10, 22)), values={"mean": 820.0},
                       extra={"roi_role": "disc"})
 
 
-def test_histogram_of_the_selected_roi(qtbot, ws, visits, panel, monkeypatch):
-    vol = make_volume()
-    seen = []
+def test_histogram_of_the_selected_roi(qtbot, ws, visits, panel):
+    from discviewer.measure import plane_roi_of, roi_stats
 
-    def roi_stats(volume, annotation):
-        seen.append((volume, annotation.id))
-        return FakeStats([1, 2, 2, 3, 3, 3, 10])
-
-    monkeypatch.setitem(sys.modules, "discviewer.measure", types.SimpleNamespace(roi_stats=roi_stats))
-    a = ws.annotations.add(roi(visits[0]))
+    vol = make_volume()  # slice 0 lies at x = −20 mm (sagittal), 0.5 × 1 mm pixels
+    a = ws.annotations.add(dataclasses.replace(
+        roi(visits[0]), points=((-20.0, -40.0, 60.0), (-20.0, -36.0, 60.0), (-20.0, -40.0, 62.0)),
+        extra={"roi_role": "disc", "plane": {"origin": [-20.0, -40.0, 60.0], "normal": [1.0, 0.0, 0.0]}}))
     qtbot.waitUntil(lambda: panel.view.rowCount() == 1)
     # no volume callback yet: the histogram says why
     panel.view.setCurrentCell(0, panel.visit_columns[visits[0]])
@@ -247,16 +234,13 @@ def test_histogram_of_the_selected_roi(qtbot, ws, visits, panel, monkeypatch):
     panel.set_volume_for(lambda ann: vol)
     panel.view.setCurrentCell(0, 1)
     panel.view.setCurrentCell(0, panel.visit_columns[visits[0]])
-    assert seen[-1] == (vol, a.id)
-    assert panel.histogram.counts.sum() == 7 and panel.histogram.edges[0] == 1 and panel.histogram.edges[-1] == 10
-    assert "mean 3.43" in panel.histogram.info.text() and "n = 7" in panel.histogram.info.text()
+    expected = roi_stats(vol, plane_roi_of(a))
+    assert expected.n_voxels > 10
+    assert panel.histogram.counts.sum() == expected.n_voxels
+    np.testing.assert_array_equal(panel.histogram.edges, expected.histogram_edges)
+    assert f"n = {expected.n_voxels}" in panel.histogram.info.text()
     x, y = panel.histogram.curve.getData()
     assert len(x) == len(y) + 1  # step mode
-    # the measure package missing: a message, no crash
-    monkeypatch.setitem(sys.modules, "discviewer.measure", None)
-    panel.view.setCurrentCell(0, 1)
-    panel.view.setCurrentCell(0, panel.visit_columns[visits[0]])
-    assert "not available" in panel.histogram.info.text()
     # removing the ROI clears its histogram
     ws.annotations.remove(a.id)
     qtbot.waitUntil(lambda: panel.view.rowCount() == 0)
@@ -274,8 +258,6 @@ def test_signal_ratio_row(qtbot, ws, visits, panel):
 
 
 def test_screenshot(qtbot, ws, visits, panel, tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "discviewer.measure", types.SimpleNamespace(
-        roi_stats=lambda v, a: FakeStats(np.random.default_rng(0).normal(800, 60, 500))))
     panel.set_volume_for(lambda a: make_volume())
     for i, v in enumerate(visits):
         ws.annotations.add(heights(v, 10 - 0.4 * i, 9 - 0.5 * i, 8 - 0.3 * i))
