@@ -96,6 +96,7 @@ class ToolContext:
     vertebra: str = ""
     extra: dict | None = None  # merged into every new annotation's extra (e.g. ROI role, acquisition)
     roi_extra: dict | None = None  # merged into new ROIs (ellipse/polygon/freehand) only, e.g. {"roi_role": "disc"}
+    level_for: Any = None  # callable(points) -> level or "": a new measurement's level from where it lies
 
 
 def as_context(value) -> ToolContext:
@@ -592,7 +593,11 @@ class AnnotationTools(QtCore.QObject):
             e.update(ctx.roi_extra)
         if extra:
             e.update(extra)
-        return Annotation(id="", kind=kind, level=ctx.level if level is None else level, visit_id=ctx.visit_id,
+        if level is None:
+            level = ctx.level
+            if ctx.level_for is not None and kind not in ("disc_label", "text", "point"):
+                level = ctx.level_for(points) or level
+        return Annotation(id="", kind=kind, level=level, visit_id=ctx.visit_id,
                           series_uid=ctx.series_uid, points=tuple(tuple(float(c) for c in p) for p in points),
                           text=text, reader=ctx.reader, method=method, extra=e)
 

@@ -4,9 +4,9 @@ open project's annotations.
 
 It owns the glue only: the tools (`annotation_tools`), panels (`measurement_panel`, `scores_panel`)
 and the models (`Workspace.annotations`, undoable) do the work. Context for a new annotation comes
-from the viewport it is drawn on: its visit, series, role and echo, the current disc level (the
-Level box; when discs are labelled on that visit, a click near a labelled disc takes its level) and
-the project's reader.
+from the viewport it is drawn on: its visit, series, role and echo, the disc level — that of the
+labelled disc within 15 mm of the measurement's centre on that visit, else the Level box — and the
+project's reader.
 """
 from __future__ import annotations
 
@@ -164,7 +164,22 @@ class MeasureUI(QtCore.QObject):
                            series_uid=info.series_uid if info is not None else "",
                            series_role=str(getattr(entry.role, "value", entry.role)) if entry is not None else "",
                            echo_time_ms=echo_time, level=self.level, reader=ws.user, volume=volume,
-                           extra=extra, roi_extra={"roi_role": self.roi_role_combo.currentText()})
+                           extra=extra, roi_extra={"roi_role": self.roi_role_combo.currentText()},
+                           level_for=lambda pts, vid=frame.visit_id: self.level_near(pts, vid))
+
+    #: a measurement within this distance (mm) of a labelled disc centre belongs to that disc
+    LEVEL_RADIUS_MM = 15.0
+
+    def level_near(self, points, visit_id: str) -> str:
+        """The labelled disc nearest to the points' centre on this visit ("" if none is near: the
+        Level box then decides)."""
+        from discviewer import levels
+
+        if not points:
+            return ""
+        labels = levels.labels_of(self.window.project.workspace.annotations, visit_id)
+        centre = np.mean(np.asarray(points, float).reshape(-1, 3), axis=0)
+        return levels.level_at(centre, labels, max_distance_mm=self.LEVEL_RADIUS_MM)
 
     def _on_volume_shown(self, frame, volume) -> None:
         if frame is None or frame.view is None:

@@ -66,6 +66,13 @@ def test_ruler_and_disc_labels_from_the_toolbar(demo_window, qtbot, demo, events
     from discviewer.levels import labels_of
 
     labels = labels_of(ws.annotations, view_visit(w))
+    # with the discs labelled, a measurement takes the level of the disc it is drawn on
+    w.measure.set_level("L1/L2")
+    w.actions_by_name["tool_ruler"].trigger()
+    go_to(view, discs["L3/L4"]["centre"])
+    click(events, view, discs["L3/L4"]["landmarks"]["upper_middle"])
+    click(events, view, discs["L3/L4"]["landmarks"]["lower_middle"])
+    assert ws.annotations.select(kind="ruler")[-1].level == "L3/L4"
     assert list(labels) == ["L1/L2", "L2/L3", "L3/L4", "L4/L5", "L5/S1"]
     for level, p in labels.items():
         assert np.linalg.norm(np.subtract(p, discs[level]["centre"])) < 2.0
