@@ -113,9 +113,6 @@ class MeasureUI(QtCore.QObject):
             "Fit R2* (s⁻¹) of the active multi-echo series and show it as a colour overlay")
         act("carry", "Copy selected to all visits", self.carry_selected, "Ctrl+Shift+C",
             "Map the selected annotation to every other visit through the registration and measure it there")
-        act("label_all", "Label all discs from one", self.label_all_discs, "Ctrl+B",
-            "Find the other discs along the spine from the selected (or last placed) disc label, or from the "
-            "view point as the Level box's disc, and label them in order")
         act("propagate_labels", "Propagate disc labels to all visits", self.propagate_labels, "Ctrl+Shift+B",
             "Copy this visit's disc labels to every visit through the registration")
         menu.addSeparator()
@@ -501,42 +498,3 @@ class MeasureUI(QtCore.QObject):
                     n += 1
         self._status(f"Disc labels propagated to {n} visit(s)")
         return n
-
-    def label_all_discs(self) -> dict:
-        """Label every disc of the active view's spine from one (see `discviewer.disc_finder`): the
-        anchor is the selected disc label, else the last one placed on this visit, else the view
-        point named by the Level box. One undo step."""
-        from discviewer import levels
-        from discviewer.disc_finder import label_discs
-
-        w = self.window
-        frame = w.review.active
-        ws = w.project.workspace
-        if frame is None or frame.view is None or frame.view.volume is None or not frame.visit_id:
-            self._status("Label discs: show a sagittal T2 first")
-            return {}
-        anchor = self._selected()
-        if anchor is None or anchor.kind != "disc_label" or anchor.visit_id != frame.visit_id:
-            own = [a for a in ws.annotations if a.kind == "disc_label" and a.visit_id == frame.visit_id]
-            anchor = max(own, key=lambda a: a.modified or a.created) if own else None
-        seed, label = ((anchor.points[0], anchor.level) if anchor is not None
-                       else (tuple(frame.view.pipeline.point()), self.level))
-        QtWidgets.QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
-        try:
-            found = label_discs(w.controller._own.get(id(frame)) or frame.view.volume, seed, label)
-        except ValueError as exc:
-            self._status(f"Label discs: {exc}")
-            return {}
-        finally:
-            QtWidgets.QApplication.restoreOverrideCursor()
-        if anchor is not None:
-            found[anchor.level] = tuple(anchor.points[0])  # the reader's own click stays where it is
-        existing = [a for a in ws.annotations if a.visit_id == frame.visit_id]
-        info = getattr(frame.candidate, "info", None)
-        with ws.history.group("Label all discs"):
-            recs = levels.disc_label_records(found, frame.visit_id, existing,
-                                             series_uid=info.series_uid if info is not None else "",
-                                             reader=ws.user, method=f"found along the spine from {label}")
-            levels.store_disc_labels(ws.annotations, recs)
-        self._status(f"Labelled {len(found)} discs: {', '.join(found)}")
-        return found

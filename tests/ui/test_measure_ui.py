@@ -191,24 +191,3 @@ def test_r2star_overlay_with_colour_bar(demo_window, qtbot, demo):
     assert w.slice_view.overlay() is not None and w.slice_view.color_bar() is not None
     w.measure.toggle_r2star()
     assert w.slice_view.overlay() is None and w.slice_view.color_bar() is None
-
-
-def test_label_all_discs_from_one(demo_window, qtbot, demo, events):
-    from discviewer.levels import labels_of
-
-    w = demo_window
-    ws = w.project.workspace
-    view = w.slice_view
-    discs = truth(demo)["visits"][0]["discs"]
-    go_to(view, discs["L4/L5"]["centre"])
-    w.measure.set_level("L4/L5")
-    w.actions_by_name["tool_disc_label"].trigger()
-    click(events, view, discs["L4/L5"]["centre"])
-    steps = len(ws.history.steps())
-    w.actions_by_name["label_all"].trigger()
-    labels = labels_of(ws.annotations, view_visit(w))
-    for level, d in discs.items():
-        assert np.linalg.norm(np.subtract(labels[level], d["centre"])) < 5.0, level
-    assert len(ws.history.steps()) == steps + 1
-    w.undo_action.trigger()
-    assert list(labels_of(ws.annotations, view_visit(w))) == ["L4/L5"]
