@@ -17,14 +17,6 @@ Qt = QtCore.Qt
 LEFT = Qt.MouseButton.LeftButton
 
 
-def has_measure(name="compute_values"):
-    try:
-        import discviewer.measure as m
-    except ImportError:
-        return False
-    return hasattr(m, name)
-
-
 @pytest.fixture
 def view(qtbot, volume_factory):
     # anisotropic in plane (0.5 mm columns × 1.0 mm rows) and through plane (3 mm slices)
@@ -171,10 +163,9 @@ def test_ellipse_drag_corner_to_corner(view, tools, aset, events):
     assert np.linalg.norm(ea - c) == pytest.approx(5.0) and abs((ea - c) @ u) < 1e-9  # 20 × 0.5 mm / 2
     assert np.linalg.norm(eb - c) == pytest.approx(10.0) and abs((eb - c) @ r) < 1e-9  # 20 × 1.0 mm / 2
     assert a.method == "manual ellipse"
-    if has_measure():
-        assert a.values["area_mm2"] == pytest.approx(math.pi * 5 * 10, rel=0.2)
-        assert "mean" in a.values and a.values["n_voxels"] > 0
-        assert tools.layer.label_for(a.id).startswith("mean ")
+    assert a.values["area_mm2"] == pytest.approx(math.pi * 5 * 10, rel=0.2)
+    assert "mean" in a.values and a.values["n_voxels"] > 0
+    assert tools.layer.label_for(a.id).startswith("mean ")
 
 
 def test_polygon_clicks_and_double_click_closes(view, tools, aset, events):
@@ -187,8 +178,7 @@ def test_polygon_clicks_and_double_click_closes(view, tools, aset, events):
     assert a.kind == "polygon" and len(a.points) == 3
     assert np.allclose(a.points, [pos_of(view, c)[1] for c in corners], atol=1e-6)
     assert not view.isMaximized()  # the double-click closed the polygon, nothing else
-    if has_measure():
-        assert a.values["area_mm2"] == pytest.approx(0.5 * 15.0 * 20.0, rel=0.15)
+    assert a.values["area_mm2"] == pytest.approx(0.5 * 15.0 * 20.0, rel=0.15)
 
 
 def test_polygon_enter_closes_and_too_few_points_do_not(view, tools, aset, events, qtbot):
@@ -266,8 +256,7 @@ def test_disc_height_six_manual_clicks(view, tools, aset, events):
     (a,) = list(aset)
     assert a.kind == "disc_height" and a.method == "manual 6-point"
     assert np.allclose(a.points, [pos_of(view, c)[1] for c in clicks], atol=1e-6)
-    if has_measure():
-        assert a.values["DHa"] == pytest.approx(10.0, abs=0.5)
+    assert a.values["DHa"] == pytest.approx(10.0, abs=0.5)
 
 
 # ---------------------------------------------------------------------------- editing
@@ -569,8 +558,6 @@ def phantom():
 
 
 def test_semi_automatic_disc_height_on_phantom(qtbot, phantom, events, aset):
-    if not has_measure("detect_disc_landmarks"):
-        pytest.skip("discviewer.measure.detect_disc_landmarks is not available yet")
     visit = phantom.patients[0].visits[0]
     truth = visit.truth["discs"]["L4/L5"]
     vol = visit.series_by_key("t2").volume(0)
