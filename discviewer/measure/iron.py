@@ -6,8 +6,10 @@ strength and voxel size, so every `IronResult` carries them (`acquisition`).
 
 **Rule** (`IronRule`, named and stored with the value):
 - `percent_of_reference` (p %): void where SI ≤ p/100 · mean_reference. With p = 50 and the
-  reference = the surrounding (iron-free) disc tissue, this is the phantom's void definition
-  "GRE signal ≤ 50 % of the surrounding tissue" (ΔR2*·TE ≥ ln 2).
+  reference = iron-free disc tissue this approximates "GRE signal ≤ 50 % of the surrounding tissue"
+  (ΔR2*·TE ≥ ln 2); it equals it only where the tissue is as bright as the reference. The phantom's
+  truth for this rule (`iron.void_volume_rule50_mm3_by_te`, with the search and reference ROIs in
+  `iron.rule50`) applies exactly this function's rule to its noise-free images.
 - `mean_minus_k_sd` (k): void where SI ≤ mean_reference − k·SD_reference (a statistical outlier rule;
   it depends on the reference's noise and texture, so it is not comparable across SNR).
 

@@ -20,41 +20,46 @@ disc (anterior), `n` across it (superior), origin at the disc centre.
    along the disc; a quadratic is the exact shape of a uniformly concave endplate), the model is
    three layers — marrow | cortical endplate of thickness w | disc — blurred by a Gaussian PSF σ:
 
-       I(a, ξ) = M(a)·Φ((−w − ξ)/σ) + C(a)·[Φ((ξ + w)/σ) − Φ(ξ/σ)] + D0(a)·Φ(ξ/σ) + D1(a)·σ·R1(ξ/σ)
+       I(a, ξ) = M(a)·Φ((−w − ξ)/σ) + Mt(a)·σ·R1((−w − ξ)/σ) + C(a)·[Φ((ξ + w)/σ) − Φ(ξ/σ)]
+                 + D0(a)·Φ(ξ/σ) + D1(a)·σ·R1(ξ/σ)
 
-   with Φ the normal CDF and R1(z) = φ(z) + zΦ(z) (a blurred linear rise inside the disc: the
-   nucleus brightens away from the endplate on T2). The levels vary along the disc (linear
-   splines, knots ≈ 4 mm) and are solved by linear least squares for every trial of (b0, b1, b2, σ)
-   — variable projection with `scipy.optimize.least_squares`. The disc surface is ξ = 0, the inner
-   edge of the dark line. w is fixed at `endplate_thickness_mm` (default 1.0 mm, a typical cortical
-   endplate *(verify)*): fitted freely it trades off against the disc-side slope and the marrow
-   texture. The fit stops 3 mm inside the corners (rounded corners, the cortex wrapping round).
-4. **Corners.** Each vertebral wall next to the disc is fitted with the same layered model as a
-   straight line 2.5–9 mm from the endplate (marrow | cortex | outside) and meets the endplate
-   curve at the vertebral corner. Anterior: the disc's anterior margin is taken perpendicular to
-   its axis at the mean of the two vertebral corners (the disc/soft-tissue contrast is weak on T2).
-   Posterior: the disc's own margin next to each endplate (a blurred step disc → canal fitted on a
-   thin band inside the disc, extrapolated to the endplate), starting from the vertebral corner.
+   with Φ the normal CDF and R1(z) = φ(z) + zΦ(z), the blurred ramp: a linear trend on each side
+   (the nucleus brightens away from the endplate on T2; marrow is heterogeneous — a local gradient of
+   its signal next to the cortex would otherwise pull the edge). The levels vary along the disc
+   (linear splines, knots ≈ 4 mm) and are solved by linear least squares for every trial of
+   (b0, b1, b2, σ) — variable projection with `scipy.optimize.least_squares` and a forward-difference
+   Jacobian with absolute steps. The band reaches max(0.75 mm, 1.25 pixels) into the disc, so the
+   disc's own profile (cartilage, annulus → nucleus) farther in does not bias the edge. The disc
+   surface is ξ = 0, the inner edge of the dark line. w is fixed at `endplate_thickness_mm` (default
+   1.0 mm, a typical cortical endplate *(verify)*): fitted freely it trades off against the side
+   slopes. The fit stops 3 mm inside the corners (rounded corners, the cortex wrapping round).
+4. **Corners** — each endplate's own vertebral corners. On lines 3–9 mm inside the vertebral body,
+   parallel to the endplate, walking outward from the disc centre, the first lasting (≥ 1.5 mm)
+   40 % change from the marrow marks the wall (a dark spot inside the disc — iron, a cleft — cannot
+   cut this short). The wall is then fitted 2.5–9 mm from the endplate with the same layered model
+   as a straight line (marrow | cortex | outside; σ fixed to the endplates' σ), from several starts,
+   keeping the best fit whose cortex level is below half the marrow's (cortical bone has no MR
+   signal; where the tissue outside is dark too, e.g. muscle on T2, a fit can otherwise settle with
+   its "cortex" inside the marrow). The wall line meets the endplate curve at the corner.
 5. **Landmarks** (phantom `disc_height_method`): on each endplate the anterior/posterior points lie
-   `inset_mm` (2.0) inside the corners measured along the endplate chord (corner to corner), the
+   `inset_mm` (2.0) inside that endplate's corners measured along its chord (corner to corner), the
    middle point at the chord's midpoint, each on the fitted endplate curve.
 
 **Coarse pixels** (> 1 mm, `method="dark_line"`): a 1 mm cortical line is not resolved, the band
 model has nothing to hold on to; each surface is the robust quadratic through the marrow-side
 edges of the dark line (steepest rise), moved w towards the disc, corners at the ends of the rough
-extent. Flagged by a warning, confidence ≤ 0.2; expect errors of one or two pixels.
+extent. Flagged by a warning, confidence ≤ 0.2; expect errors of one to three pixels.
 
 `confidence` = 1 / (1 + (max height SE / 0.1 mm)²) from the endplate fits' parameter covariances,
 halved when a step had to fall back (listed in `warnings`).
 
-Accuracy on the synthetic phantom (tests/core/test_measure_phantom.py, 30 discs × 3 heights):
-0.586 mm pixels — median error 0.06 mm, 89 % within 0.2 mm, DHm ≤ 0.15 mm everywhere, worst
-0.25 (DHa) / 0.44 mm (DHp); 1.875 mm pixels — RMS 1.6–2.7 mm. The limits are the phantom's: it
-samples labels at pixel centres in-plane (no in-plane partial volume), so where an endplate runs
-along a pixel row its position is only known to ±½ pixel (a perfect detector on the noise-free
-label map is left with ranges up to ±0.45 mm on some endplates), and its truth landmarks are
-built in the vertebral-chain frame while the disc outline is painted in the disc's mid frame (up to
-0.12 mm at L5/S1 even for perfect corners).
+Accuracy on the synthetic phantom (tests/core/test_measure_phantom.py, 6 levels × 5 visits × 3
+heights; the phantom averages every voxel over its extent and its truth is computed on the painted
+geometry): 0.586 mm pixels — every height within 0.2 mm (max DHa 0.17, DHm 0.11, DHp 0.16 mm; RMS
+0.08 / 0.05 / 0.08 mm). On the same noise-free images the errors are ≤ 0.07 / 0.05 / 0.11 mm (the
+remaining bias: marrow texture and the disc's own profile next to the endplate), so noise adds
+≈ 0.05 mm SD per height (the reported `height_se_mm` agrees); over 8 noise realisations 0.4 % of the
+heights exceeded 0.2 mm (worst 0.3 mm). 1.875 mm pixels — RMS 2.0–2.5 mm (dark-line method).
 Core module: numpy + scipy.
 """
 from __future__ import annotations
@@ -62,7 +67,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage, optimize
+from scipy import linalg, ndimage, optimize
 from scipy.special import ndtr
 
 from discviewer.volume import Volume
@@ -315,6 +320,7 @@ class _EdgeFit:
     cov: np.ndarray  # 3×3 covariance of coef
     rms: float
     fixed_w: bool
+    levels: tuple = (float("nan"),) * 3  # mean fitted near ("marrow"), cortex and far ("disc") levels
 
     def b(self, a):
         t = (np.asarray(a, float) - self.a_mid) / self.a_half
@@ -324,6 +330,32 @@ class _EdgeFit:
         t = (float(a) - self.a_mid) / self.a_half
         g = np.array([1.0, t, t * t])
         return float(np.sqrt(max(g @ self.cov @ g, 0.0)))
+
+
+def _fd_jac(fun, step: float):
+    """Forward-difference Jacobian with an *absolute* step (mm, for positions and σ alike).
+    scipy's relative `diff_step` scales the step by |x|, so a slope or curvature that starts at
+    ~1e-17 gets a ~1e-21 step and never moves."""
+    def jac(p):
+        f0 = fun(p)
+        out = np.empty((f0.size, p.size))
+        for i in range(p.size):
+            q = p.copy()
+            q[i] += step
+            out[:, i] = (fun(q) - f0) / step
+        return out
+    return jac
+
+
+def _linsolve(G: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Least-squares coefficients of G·c ≈ v by the normal equations (G has O(1) columns; a tiny ridge
+    keeps an unused basis column — a knot without pixels — harmless); SVD if that fails."""
+    A = G.T @ G
+    A[np.diag_indices_from(A)] += 1e-9 * (np.trace(A) / A.shape[0] + 1e-12)
+    try:
+        return linalg.solve(A, G.T @ v, assume_a="pos", check_finite=False)
+    except (linalg.LinAlgError, ValueError):
+        return np.linalg.lstsq(G, v, rcond=None)[0]
 
 
 def _pixels(sl: _Slice2D, c2, u2, n2, a_rng, s_rng):
@@ -344,10 +376,12 @@ def _pixels(sl: _Slice2D, c2, u2, n2, a_rng, s_rng):
 
 
 def _fit_endplate(sl, c2, u2, n2, a_lo, a_hi, b_rough, side, *, w0, xi_in, w_fixed=None,
-                  sigma0=None, w_bounds=(0.4, 2.0), deg: int = 2) -> _EdgeFit:
+                  sigma0=None, sigma_fixed=None, w_bounds=(0.4, 2.0), deg: int = 2, knot_mm: float = 4.0
+                  ) -> _EdgeFit:
     """Fit one layered edge (see the module doc) on the pixels of a band around it. Frame: `a` along
     `u2`, `s` along `n2`; side +1: the far layer ("disc") lies at s < b(a), −1: at s > b(a). `b_rough(a)`
-    is the starting edge; the band spans ξ ∈ [−(w0 + 3.5), xi_in]. `deg` 2 (endplate) or 1 (wall)."""
+    is the starting edge; the band spans ξ ∈ [−(w0 + 3.5), xi_in]. `deg` 2 (endplate) or 1 (wall);
+    `sigma_fixed` fixes the PSF σ; `knot_mm` is the knot spacing of the levels along the edge."""
     out_mm = w0 + 3.5
     aa = np.linspace(a_lo, a_hi, 9)
     bb = b_rough(aa)
@@ -359,34 +393,39 @@ def _fit_endplate(sl, c2, u2, n2, a_lo, a_hi, b_rough, side, *, w0, xi_in, w_fix
     a, s, v = a[keep], s[keep], v[keep]
     a_mid, a_half = (a_lo + a_hi) / 2, max((a_hi - a_lo) / 2, 1.0)
     t = (a - a_mid) / a_half
-    H = _hat_basis(a, _knots(a_lo, a_hi, 4.0))
+    H = _hat_basis(a, _knots(a_lo, a_hi, knot_mm))
     Hc = _hat_basis(a, _knots(a_lo, a_hi, max(a_hi - a_lo, 1.0)))
     scale = max(float(np.percentile(np.abs(v), 95)), 1.0)
     vn = v / scale
     pix = max(sl.dx, sl.dy)
     if sigma0 is None:
         sigma0 = 0.7 * pix
+    n_b = deg + 1
+    free_w = w_fixed is None
+
+    def unpack(p):
+        b2 = p[2] if deg == 2 else 0.0
+        w = p[n_b] if free_w else w_fixed
+        sig = sigma_fixed if sigma_fixed is not None else p[-1]
+        return p[0], p[1], b2, w, sig
 
     def design(p):
-        b0, b1 = p[:2]
-        b2 = p[2] if deg == 2 else 0.0
-        w = w_fixed if w_fixed is not None else p[deg + 1]
-        sig = p[-1]
+        b0, b1, b2, w, sig = unpack(p)
         xi = side * (b0 + b1 * t + b2 * t * t - s)
         z0 = xi / sig
         zw = (xi + w) / sig
         f_m = ndtr(-zw)
         f_d = ndtr(z0)
         f_c = ndtr(zw) - f_d
-        r1 = (_phi(z0) + z0 * f_d)
-        # the disc-side slope per mm, scaled so the columns are O(1)
+        r_far = _phi(z0) + z0 * f_d  # blurred (ξ)₊: a linear trend on the far ("disc") side
+        r_near = _phi(zw) - zw * f_m  # blurred (−ξ − w)₊: a linear trend on the near ("marrow") side
+        # the slopes per mm, scaled so the columns are O(1)
         return np.hstack([f_m[:, None] * H, f_c[:, None] * Hc, f_d[:, None] * H,
-                          (r1 * sig / max(xi_in, 0.5))[:, None] * H])
+                          (r_far * sig / max(xi_in, 0.5))[:, None] * H, (r_near * sig / out_mm)[:, None] * H])
 
     def resid(p):
         G = design(p)
-        coef, *_ = np.linalg.lstsq(G, vn, rcond=None)
-        return G @ coef - vn
+        return G @ _linsolve(G, vn) - vn
 
     if a.size < 12:
         raise ValueError("too few pixels around the edge")
@@ -394,15 +433,17 @@ def _fit_endplate(sl, c2, u2, n2, a_lo, a_hi, b_rough, side, *, w0, xi_in, w_fix
     reach = max(2.0, 1.5 * pix)  # the edge may move this far from its start (keeps coarse images sane)
     lo = [c - reach for c in p0]
     hi = [c + reach for c in p0]
-    if w_fixed is None:
+    if free_w:
         p0.append(w0)
         lo.append(w_bounds[0])
         hi.append(w_bounds[1])
-    p0.append(sigma0)
-    lo.append(0.15 * pix)
-    hi.append(3.0 * pix + 1.0)
+    if sigma_fixed is None:
+        p0.append(sigma0)
+        lo.append(0.15 * pix)
+        hi.append(3.0 * pix + 1.0)
     p0 = np.clip(np.array(p0, float), np.array(lo) + 1e-6, np.array(hi) - 1e-6)
-    res = optimize.least_squares(resid, p0, bounds=(lo, hi), x_scale="jac", diff_step=1e-4, max_nfev=200)
+    res = optimize.least_squares(resid, p0, jac=_fd_jac(resid, 1e-4), bounds=(lo, hi), x_scale="jac",
+                                 max_nfev=200)
     p = res.x
     r = res.fun
     G = design(p)
@@ -410,11 +451,16 @@ def _fit_endplate(sl, c2, u2, n2, a_lo, a_hi, b_rough, side, *, w0, xi_in, w_fix
     s2 = float(r @ r) / dof
     cov_full = np.linalg.pinv(res.jac.T @ res.jac) * s2
     coef = np.zeros(3)
-    coef[:deg + 1] = p[:deg + 1]
+    coef[:n_b] = p[:n_b]
     cov = np.zeros((3, 3))
-    cov[:deg + 1, :deg + 1] = cov_full[:deg + 1, :deg + 1]
-    w = float(w_fixed) if w_fixed is not None else float(p[deg + 1])
-    return _EdgeFit(coef, a_mid, a_half, w, float(p[-1]), cov, float(np.sqrt(s2)) * scale, w_fixed is not None)
+    cov[:n_b, :n_b] = cov_full[:n_b, :n_b]
+    _, _, _, w, sig = unpack(p)
+    lin = _linsolve(G, vn)
+    k, kc = H.shape[1], Hc.shape[1]
+    levels = (float(np.mean(lin[:k])) * scale, float(np.mean(lin[k:k + kc])) * scale,
+              float(np.mean(lin[k + kc:2 * k + kc])) * scale)
+    return _EdgeFit(coef, a_mid, a_half, float(w), float(sig), cov, float(np.sqrt(s2)) * scale, not free_w,
+                    levels)
 
 
 # ---- step 4: the corners ---------------------------------------------------------------------------
@@ -425,27 +471,58 @@ def _bony_corner(sl, c2, u2, n2, edge: _EdgeFit, side: int, direction: int, w0: 
     model as the endplate (marrow | cortex | outside tissue) on the wall 2.5–9 mm from the endplate,
     intersected with the endplate curve. Returns (corner a, wall line standard error at the corner)."""
     step = 0.25
-    # rough wall position: marrow → dark cortex, walking outward 4–7 mm inside the bone
-    a0 = edge.a_mid + direction * max(edge.a_half - 6.0, 0.0)
-    aa = a0 + direction * np.arange(0.0, 16.0, step)
-    prof = []
-    for xi in (-4.0, -5.5, -7.0):
+    # rough wall: on lines 3–9 mm inside the bone (parallel to the endplate), walking outward from the
+    # disc centre, the first lasting (≥ 1.5 mm) change of 40 % from the marrow is the inner cortex; a
+    # line through those points (the wall may be tilted against the disc axis) + ~w is the start
+    aa = direction * np.arange(0.0, 35.0, step)
+    run = int(round(1.5 / step))
+    drops = []
+    for xi in (-3.0, -4.5, -6.0, -7.5, -9.0):
         ss = edge.b(aa) - side * xi
-        prof.append(sl.sample(c2 + aa[:, None] * u2 + ss[:, None] * n2))
-    prof = ndimage.uniform_filter1d(np.nan_to_num(np.nanmean(prof, axis=0), nan=0.0), 3)
-    marrow = float(np.median(prof[: int(3.0 / step)]))
-    low = np.flatnonzero(np.abs(prof - marrow) > 0.4 * abs(marrow))  # the dark cortex or what lies beyond
-    if low.size == 0:
+        prof = sl.sample(c2 + aa[:, None] * u2 + ss[:, None] * n2)
+        prof = ndimage.uniform_filter1d(np.nan_to_num(prof, nan=0.0), 3)
+        marrow = float(np.median(prof[: int(3.0 / step)]))
+        off = np.abs(prof - marrow) > 0.4 * abs(marrow)
+        lasting = np.convolve(off.astype(int), np.ones(run, int), mode="full")[run - 1:] >= run
+        low = np.flatnonzero(lasting)
+        if low.size:
+            drops.append((float(ss[low[0]]), float(aa[low[0]]) * direction))
+    if len(drops) < 3:
         raise ValueError("no vertebral wall found")
-    q0 = float(aa[low[0]]) * direction + 0.8 * w0  # the drop is the inner cortex; the outer surface ~w beyond
+    dp, dq = np.array(drops).T
+    ok = np.abs(dq - np.median(dq)) <= 1.5  # drop texture dips and other lone outliers
+    if ok.sum() >= 3:
+        slope, icpt = np.polyfit(dp[ok], dq[ok], 1)
+        slope = float(np.clip(slope, -0.5, 0.5))
+        icpt = float(np.mean(dq[ok] - slope * dp[ok]))
+    else:
+        slope, icpt = 0.0, float(np.median(dq))
+    q_start = lambda p: icpt + 0.8 * w0 + slope * np.asarray(p, float)  # noqa: E731
     # wall frame: t = n2 (along the wall), m = direction·u2 (outward); wall q = b_w(p)
     m2 = direction * u2
-    s_c = float(edge.b(aa[low[0]]))
+    a_c0 = direction * float(q_start(edge.b(0.0)))
+    s_c = float(edge.b(a_c0))
     p_rng = (s_c + 2.5, s_c + 9.0) if side > 0 else (s_c - 9.0, s_c - 2.5)
-    wall = _fit_endplate(sl, c2, n2, m2, p_rng[0], p_rng[1], lambda p: q0 + 0.0 * np.asarray(p, float), -1,
-                         w0=w0, xi_in=1.5, w_fixed=w0, sigma0=sigma, deg=1)
-    wall = _fit_endplate(sl, c2, n2, m2, p_rng[0], p_rng[1], wall.b, -1, w0=w0, xi_in=1.5, w_fixed=w0,
-                         sigma0=wall.sigma, deg=1)
+    kw = dict(w0=w0, xi_in=1.5, w_fixed=w0, sigma_fixed=sigma, deg=1)
+    # the wall's outer edge is weak where the tissue outside is dark too (muscle on T2): the fit can
+    # settle with its "cortex" layer inside the marrow. Start from several offsets and keep the best fit
+    # whose cortex is darker than half the marrow (cortical bone has no MR signal on any sequence).
+    fits = []
+    for shift in (0.0, w0, -w0, 2 * w0):
+        if len(fits) and shift in (-w0, 2 * w0):
+            break  # the two likeliest starts gave a valid fit
+        try:
+            f = _fit_endplate(sl, c2, n2, m2, p_rng[0], p_rng[1], lambda p, d=shift: q_start(p) + d, -1, **kw)
+            f = _fit_endplate(sl, c2, n2, m2, p_rng[0], p_rng[1], f.b, -1, **kw)
+        except (ValueError, np.linalg.LinAlgError):
+            continue
+        m_lvl, c_lvl, d_lvl = f.levels
+        if c_lvl < 0.5 * m_lvl:
+            fits.append(f)
+    if not fits:
+        raise ValueError("no vertebral wall found (no dark cortex)")
+    wall = min(fits, key=lambda f: f.rms)
+    q0 = float(wall.b(s_c))
     # intersect: a = direction·q(s), s = b(a)
     a = direction * q0
     for _ in range(50):
@@ -455,49 +532,6 @@ def _bony_corner(sl, c2, u2, n2, edge: _EdgeFit, side: int, direction: int, w0: 
             break
         a = a_new
     return a, wall.b_se(edge.b(a))
-
-
-def _fit_corner(sl, c2, u2, n2, edge: _EdgeFit, side: int, direction: int, a_guess: float, sigma: float,
-                xi_max: float, *, inside_mm: float = 3.5, outside_mm: float = 2.5) -> tuple[float, float]:
-    """The disc's end along one endplate: on the pixels of a thin band inside the disc next to the
-    endplate (ξ ∈ [0.25, xi_max] mm), a blurred step along the disc from disc to outside tissue at
-    a_b(ξ) = c0 + c1·ξ, with levels (and slopes) on each side solved linearly; the corner is
-    a_b(0). Returns (corner a, its standard error)."""
-    a_rng = (a_guess - inside_mm - 1.0, a_guess + outside_mm + 1.0) if direction > 0 else \
-        (a_guess - outside_mm - 1.0, a_guess + inside_mm + 1.0)
-    bb = edge.b(np.array(a_rng))
-    s_rng = (float(min(bb.min(), (bb - side * xi_max).min())) - 0.5,
-             float(max(bb.max(), (bb - side * xi_max).max())) + 0.5)
-    a, s, v = _pixels(sl, c2, u2, n2, a_rng, s_rng)
-    xi = side * (edge.b(a) - s)
-    eta0 = direction * (a - a_guess)
-    keep = (xi >= 0.25) & (xi <= xi_max) & (eta0 >= -inside_mm) & (eta0 <= outside_mm)
-    a, xi, v = a[keep], xi[keep], v[keep]
-    if a.size < 8:
-        raise ValueError("too few pixels at the disc corner")
-    scale = max(float(np.percentile(np.abs(v), 95)), 1.0)
-    vn = v / scale
-    Hx = _hat_basis(xi, np.array([0.25, xi_max]))
-
-    def design(p):
-        eta = direction * (a - (p[0] + p[1] * xi))
-        z = eta / sigma
-        f_out = ndtr(z)
-        f_in = 1.0 - f_out
-        r_out = (_phi(z) + z * f_out) * sigma / outside_mm
-        r_in = (_phi(-z) - z * f_in) * sigma / inside_mm
-        return np.hstack([f_in[:, None] * Hx, f_out[:, None] * Hx, r_in[:, None], r_out[:, None]])
-
-    def resid(p):
-        G = design(p)
-        coef, *_ = np.linalg.lstsq(G, vn, rcond=None)
-        return G @ coef - vn
-
-    res = optimize.least_squares(resid, np.array([a_guess, 0.0]), x_scale="jac", diff_step=1e-4, max_nfev=100)
-    r = res.fun
-    dof = max(r.size - 8, 1)
-    cov = np.linalg.pinv(res.jac.T @ res.jac) * float(r @ r) / dof
-    return float(res.x[0]), float(np.sqrt(max(cov[0, 0], 0.0)))
 
 
 def _on_curve_at_chord(edge: _EdgeFit, p0, p1, dist: float):
@@ -617,58 +651,38 @@ def detect_disc_landmarks(volume: Volume, seed_point, *, plane: str = "sag", ins
                                  return_details)
 
     # 3. endplate fits (cortical thickness fixed: see module doc) over the rough extent
-    xi_in = float(np.clip(0.3 * 2 * half_h, 1.0, 1.5))
+    xi_in = max(0.75, 1.25 * pix)
 
-    def fit_both(a_lo, a_hi, inits, sig0=None):
+    def fit_both(a_lo, a_hi, inits, sig0=None, sig_fixed=None):
         out = []
         for side, b0 in zip((+1, -1), inits):
             f = _fit_endplate(sl, c2, u2, n2, a_lo, a_hi, b0, side, w0=w0, xi_in=xi_in, w_fixed=w0,
-                              sigma0=sig0)
+                              sigma0=sig0, sigma_fixed=sig_fixed)
             f = _fit_endplate(sl, c2, u2, n2, a_lo, a_hi, f.b, side, w0=w0, xi_in=xi_in, w_fixed=w0,
-                              sigma0=f.sigma)
+                              sigma0=f.sigma, sigma_fixed=sig_fixed)
             out.append(f)
         return out
 
     up, lo = fit_both(a_post + 2.0, a_ant - 2.0,
                       [lambda x: b_up0(x) - w0 / 2, lambda x: b_lo0(x) + w0 / 2])
 
-    # 4. corners. Anterior: the disc's anterior margin, perpendicular to its axis, at the mean of the two
-    #    vertebral corners (the anterior disc/soft-tissue contrast is weak on T2). Posterior: the disc's
-    #    own margin next to each endplate (strong contrast with the canal), from the vertebral corner.
+    # 4. corners: each endplate's own vertebral corners (its body's anterior/posterior wall meets it)
     sigma = float(np.clip((up.sigma + lo.sigma) / 2, 0.2 * pix, 3.0 * pix))
-    xi_max = float(np.clip(0.25 * 2 * half_h, 1.0, 2.0))
-    bony: dict[str, float] = {}
+    corners_a: dict[str, float] = {}
     for which, edge, side in (("upper", up, +1), ("lower", lo, -1)):
         for name, direction, a_rough in (("anterior", +1, a_ant), ("posterior", -1, a_post)):
             try:
                 a_b, _ = _bony_corner(sl, c2, u2, n2, edge, side, direction, w0, sigma)
-                if abs(a_b - a_rough) > 8.0 or not np.isfinite(a_b):
-                    raise ValueError("vertebral corner far from the rough extent")
+                if not np.isfinite(a_b) or direction * a_b <= 0:
+                    raise ValueError("vertebral corner not found")
             except (ValueError, np.linalg.LinAlgError):
                 warnings.append(f"{which} {name} vertebral corner not found; used the rough extent")
                 a_b = a_rough
-            bony[f"{which}_{name}"] = a_b
-    corners_a = {"upper_anterior": (bony["upper_anterior"] + bony["lower_anterior"]) / 2}
-    corners_a["lower_anterior"] = corners_a["upper_anterior"]
-    for which, edge, side in (("upper", up, +1), ("lower", lo, -1)):
-        guess = bony[f"{which}_posterior"]
-        try:
-            a_c, _ = _fit_corner(sl, c2, u2, n2, edge, side, -1, guess, sigma, xi_max)
-            if abs(a_c - guess) > 3.0 or not np.isfinite(a_c):
-                raise ValueError("corner fit wandered")
-            a_c, _ = _fit_corner(sl, c2, u2, n2, edge, side, -1, a_c, sigma, xi_max)
-            if abs(a_c - guess) > 3.0 or not np.isfinite(a_c):
-                raise ValueError("corner fit wandered")
-        except (ValueError, np.linalg.LinAlgError):
-            warnings.append(f"{which} posterior disc margin not found; used the vertebral corner")
-            a_c = guess
-        corners_a[f"{which}_posterior"] = a_c
+            corners_a[f"{which}_{name}"] = a_b
 
     # 5. endplates refitted between the corners, then the landmarks
-    a_lo = max(corners_a["upper_posterior"], corners_a["lower_posterior"], bony["upper_posterior"],
-               bony["lower_posterior"]) + _END_MARGIN_MM
-    a_hi = min(corners_a["upper_anterior"], corners_a["lower_anterior"], bony["upper_anterior"],
-               bony["lower_anterior"]) - _END_MARGIN_MM
+    a_lo = max(corners_a["upper_posterior"], corners_a["lower_posterior"]) + _END_MARGIN_MM
+    a_hi = min(corners_a["upper_anterior"], corners_a["lower_anterior"]) - _END_MARGIN_MM
     if a_hi - a_lo < 2 * inset_mm:
         raise ValueError("disc too short for the landmark inset")
     up, lo = fit_both(a_lo, a_hi, [up.b, lo.b], sigma)

@@ -7,5 +7,10 @@ from .study import (DISCLAIMER, PhantomPatient, PhantomSeries, PhantomStudy, Pha
                     generate_study)
 from .dicomwrite import write_study
 
-__all__ = ["generate_study", "write_study", "PhantomStudy", "PhantomPatient", "PhantomVisit", "PhantomSeries",
-           "SIZES", "VISITS", "DISCLAIMER"]
+# Bumped whenever the generated images or truth change, so cached demo studies are regenerated
+# (discviewer.ui.cli.ensure_demo_study). 2: partial-volume rendering, truth on the painted geometry,
+# iron truth for the 50 % rule.
+PHANTOM_VERSION = "2"
+
+__all__ = ["PHANTOM_VERSION", "generate_study", "write_study", "PhantomStudy", "PhantomPatient", "PhantomVisit",
+           "PhantomSeries", "SIZES", "VISITS", "DISCLAIMER"]

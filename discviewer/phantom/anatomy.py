@@ -5,6 +5,12 @@ degenerated), the vertebral chain (vertebral bodies T10–S4 stacked through wed
 makes the lordosis), disc landmarks / heights, and `paint()`, which labels sample points with tissues
 (plus a continuous nucleus weight for discs). Core module: numpy only.
 
+One geometry, painted and measured: a disc's upper/lower surface is the same concave endplate
+surface as the adjacent vertebra's inferior/superior endplate (`Element.surf_top/surf_bottom`), the
+vertebral body's outline is exact away from its rounded corners (radius VERTEBRA_CORNER_RADIUS_MM),
+and the truth landmarks (`endplate_corners`, `endplate_landmarks`, `disc_landmarks`) are computed
+analytically on exactly those painted surfaces.
+
 Conventions: +x patient left, +y posterior, +z superior. The spine's mid-sagittal plane is x = 0.
 Each vertebra / disc has a sagittal frame: `u` (unit, anterior), `n` (unit, superior).
 """
@@ -53,6 +59,7 @@ _CANAL = {"T10": (8.0, 8.5), "T11": (8.0, 9.0), "T12": (8.5, 10.0), "L1": (8.5, 
 ENDPLATE_CONCAVITY_MM = 0.8  # each endplate bulges this far into its vertebral body at the centre
 CORTEX_MM = 1.0
 LANDMARK_INSET_MM = 2.0  # anterior/posterior landmarks sit this far inside the endplate corners
+VERTEBRA_CORNER_RADIUS_MM = 1.5  # the body's outline is rounded with this radius where endplate meets wall
 
 
 @dataclass
@@ -125,6 +132,11 @@ class Element:
     depth: float
     width: float
     index: int  # index in VERTEBRAE or DISCS
+    # the planes whose concave endplate surfaces bound the element above / below: a vertebra's own
+    # planes; for a disc, the inferior plane of the vertebra above and the superior plane of the one
+    # below (so the disc and the bone share one surface — no gap, no overlap)
+    surf_top: Plane | None = None
+    surf_bottom: Plane | None = None
 
     @property
     def mid(self):
@@ -223,6 +235,12 @@ def build_spine(anat: PatientAnatomy, days: float) -> Spine:
     sp = Spine(elements)
     sp.vertebrae = {e.name: e for e in elements if e.kind == "vertebra"}
     sp.discs = {e.name: e for e in elements if e.kind == "disc"}
+    for e in elements:
+        if e.kind == "vertebra":
+            e.surf_top, e.surf_bottom = e.top, e.bottom
+        else:
+            e.surf_top = sp.vertebrae[VERTEBRAE[e.index]].bottom
+            e.surf_bottom = sp.vertebrae[VERTEBRAE[e.index + 1]].top
     # canal centre line and anterior line: one point per plane (tops and the last bottom)
     pts, radii, ant = [], [], []
     for e in elements:
@@ -248,35 +266,95 @@ def _q(a, x, half_d, half_w):
 
 
 def endplate_point(plane: Plane, a: float, lower_surface_of_disc: bool) -> np.ndarray:
-    """Point of the endplate surface at anterior offset `a` (mm) in the mid-sagittal plane.
+    """Point of the endplate surface at offset `a` (mm, along plane.u) in the mid-sagittal plane x = 0.
 
     The inferior endplate of the vertebra above a disc (the disc's upper surface) bulges up by
-    κ·q; the superior endplate of the vertebra below (the disc's lower surface) bulges down."""
+    κ·q; the superior endplate of the vertebra below (the disc's lower surface) bulges down. These
+    are exactly the surfaces `_paint_body` and `_paint_disc` paint (same plane, same q)."""
     k = ENDPLATE_CONCAVITY_MM * float(_q(a, 0.0, plane.half_d, plane.half_w))
     sign = -1.0 if lower_surface_of_disc else 1.0
     return plane.c + plane.u * a + plane.n * sign * k
 
 
-def disc_landmarks(spine: Spine, level: str) -> dict[str, np.ndarray]:
-    """The 6 landmarks of a disc (anatomical coordinates): upper/lower endplate × anterior/middle/posterior."""
-    e = spine.discs[level]
+def _endplate_tangent(plane: Plane, a: float, lower_surface_of_disc: bool) -> np.ndarray:
+    """d/da of `endplate_point`."""
+    dq = -2.0 * a / plane.half_d ** 2 if float(_q(a, 0.0, plane.half_d, plane.half_w)) > 0 else 0.0
+    sign = -1.0 if lower_surface_of_disc else 1.0
+    return plane.u + plane.n * sign * ENDPLATE_CONCAVITY_MM * dq
+
+
+def endplate_corners(v: Element, which: str) -> dict[str, np.ndarray]:
+    """The anterior and posterior corners of a vertebral endplate (`which` "superior" | "inferior") in the
+    mid-sagittal plane: where the endplate surface meets the outer surface of the body's wall, i.e. the
+    corners of the body outline `_paint_body` paints before its corners are rounded (radius
+    VERTEBRA_CORNER_RADIUS_MM). The wall is |a_mid| = depth/2 in the body's mid frame (x = 0).
+    Returns {"anterior": point, "posterior": point, "a_anterior": a, "a_posterior": a} (a along plane.u)."""
+    plane, lower = (v.top, True) if which == "superior" else (v.bottom, False)
+    c_m, u_m, _ = v.mid
     out = {}
-    for which, plane, lower in (("upper", e.top, False), ("lower", e.bottom, True)):
-        inset = plane.half_d - LANDMARK_INSET_MM
-        for pos, a in (("anterior", inset), ("middle", 0.0), ("posterior", -inset)):
-            out[f"{which}_{pos}"] = endplate_point(plane, a, lower)
+    for pos, sgn in (("anterior", 1.0), ("posterior", -1.0)):
+        target = sgn * v.depth / 2
+        a = target
+        for _ in range(50):
+            f = float(np.dot(endplate_point(plane, a, lower) - c_m, u_m)) - target
+            da = f / float(np.dot(_endplate_tangent(plane, a, lower), u_m))
+            a -= da
+            if abs(da) < 1e-12:
+                break
+        out[pos] = endplate_point(plane, a, lower)
+        out["a_" + pos] = a
+    return out
+
+
+def endplate_landmarks(v: Element, which: str, inset_mm: float = LANDMARK_INSET_MM) -> dict[str, np.ndarray]:
+    """Anterior / middle / posterior landmarks of one vertebral endplate (mid-sagittal plane, anatomical
+    coordinates), computed on the painted surface: the chord joins the endplate's posterior and anterior
+    corners (`endplate_corners`); the anterior/posterior points are the surface points whose projections on
+    the chord lie `inset_mm` inside the corners, the middle point the one projecting on the chord's
+    midpoint. Also returns the corners ("corner_anterior", "corner_posterior")."""
+    plane, lower = (v.top, True) if which == "superior" else (v.bottom, False)
+    cr = endplate_corners(v, which)
+    p0, p1 = cr["posterior"], cr["anterior"]
+    chord = float(np.linalg.norm(p1 - p0))
+    e = (p1 - p0) / chord
+    out = {"corner_anterior": p1, "corner_posterior": p0}
+    for pos, dist, a in (("anterior", chord - inset_mm, cr["a_anterior"] - inset_mm),
+                         ("middle", chord / 2, (cr["a_anterior"] + cr["a_posterior"]) / 2),
+                         ("posterior", inset_mm, cr["a_posterior"] + inset_mm)):
+        for _ in range(50):
+            f = float(np.dot(endplate_point(plane, a, lower) - p0, e)) - dist
+            da = f / float(np.dot(_endplate_tangent(plane, a, lower), e))
+            a -= da
+            if abs(da) < 1e-12:
+                break
+        out[pos] = endplate_point(plane, a, lower)
+    return out
+
+
+def disc_landmarks(spine: Spine, level: str, *, with_corners: bool = False) -> dict[str, np.ndarray]:
+    """The 6 landmarks of a disc (anatomical coordinates): upper endplate (the inferior endplate of the
+    vertebra above) and lower endplate (the superior endplate of the vertebra below) × anterior / middle /
+    posterior (`endplate_landmarks`). With `with_corners`, also "upper_corner_anterior" … ."""
+    e = spine.discs[level]
+    up = endplate_landmarks(spine.vertebrae[VERTEBRAE[e.index]], "inferior")
+    lo = endplate_landmarks(spine.vertebrae[VERTEBRAE[e.index + 1]], "superior")
+    out = {}
+    for which, d in (("upper", up), ("lower", lo)):
+        for k in ("anterior", "middle", "posterior") + (("corner_anterior", "corner_posterior")
+                                                         if with_corners else ()):
+            out[f"{which}_{k}"] = d[k]
     return out
 
 
 def vertebra_landmarks(spine: Spine, name: str) -> dict[str, np.ndarray]:
     """The 6 landmarks of a vertebral body: its superior ("upper") and inferior ("lower") endplate ×
-    anterior/middle/posterior, LANDMARK_INSET_MM inside the corners (anatomical coordinates)."""
-    e = spine.vertebrae[name]
+    anterior/middle/posterior (`endplate_landmarks`, anatomical coordinates)."""
+    v = spine.vertebrae[name]
     out = {}
-    for which, plane, lower in (("upper", e.top, True), ("lower", e.bottom, False)):
-        inset = plane.half_d - LANDMARK_INSET_MM
-        for pos, a in (("anterior", inset), ("middle", 0.0), ("posterior", -inset)):
-            out[f"{which}_{pos}"] = endplate_point(plane, a, lower)
+    for which, side in (("upper", "superior"), ("lower", "inferior")):
+        d = endplate_landmarks(v, side)
+        for k in ("anterior", "middle", "posterior"):
+            out[f"{which}_{k}"] = d[k]
     return out
 
 
@@ -290,6 +368,18 @@ def disc_centre(spine: Spine, level: str) -> np.ndarray:
     return (lm["upper_middle"] + lm["lower_middle"]) / 2
 
 
+def disc_surface_distances(e: Element, p) -> tuple[float, float]:
+    """(distance below the upper surface, distance above the lower surface) of point `p` of disc `e`,
+    measured along each surface plane's normal (mm, both > 0 inside the disc)."""
+    p = np.asarray(p, float)
+    ut, lb = e.surf_top, e.surf_bottom
+    at, ht = float(np.dot(p - ut.c, ut.u)), float(np.dot(p - ut.c, ut.n))
+    ab, hb = float(np.dot(p - lb.c, lb.u)), float(np.dot(p - lb.c, lb.n))
+    up = ENDPLATE_CONCAVITY_MM * float(_q(at, p[0], ut.half_d, ut.half_w)) - ht
+    lo = hb + ENDPLATE_CONCAVITY_MM * float(_q(ab, p[0], lb.half_d, lb.half_w))
+    return up, lo
+
+
 # ---- nucleus shape ------------------------------------------------------------------------------
 def nucleus_params(anat: PatientAnatomy, level: str, depth: float, width: float):
     """(a0, Na, Nt, Nx): nucleus centre offset (mm, anterior +) and semi-axes (mm, fraction, mm)."""
@@ -299,14 +389,17 @@ def nucleus_params(anat: PatientAnatomy, level: str, depth: float, width: float)
 
 
 # ---- painting -----------------------------------------------------------------------------------
-def _softmax(k, *terms):
+def _rounded_intersection(r, *terms):
+    """Intersection of the regions {d_i < 0} with its edges rounded by radius r: exactly max(d_i)
+    wherever at most one term is within r of zero (so each face is exact up to r from an edge), a
+    circular arc of radius r where two meet (the standard rounded-box distance)."""
     m = terms[0]
     for t in terms[1:]:
         m = np.maximum(m, t)
     s = np.zeros_like(m)
     for t in terms:
-        s += np.exp((t - m) / k)
-    return m + k * np.log(s)
+        s += np.maximum(t + r, 0.0) ** 2
+    return np.minimum(m, -r) + np.sqrt(s)
 
 
 def _interp_line(z, pts_z, vals):
@@ -528,7 +621,7 @@ def _paint_body(grid, e: Element) -> None:
     am = (Y - c[1]) * u[1] + (Z - c[2]) * u[2]
     rho = np.sqrt((am / (e.depth / 2)) ** 2 + (X / (e.width / 2)) ** 2)
     s_rad = (rho - 1.0) * min(e.depth, e.width) / 2
-    sd = _softmax(0.7, s_top, s_bot, s_rad)
+    sd = _rounded_intersection(VERTEBRA_CORNER_RADIUS_MM, s_top, s_bot, s_rad)
     _bone(grid, sl, sd, VERTEBRA_BASE + e.index)
 
 
@@ -542,10 +635,11 @@ def _paint_disc(grid, anat, e: Element) -> None:
         return
     sl, X, Y, Z = b
     k = ENDPLATE_CONCAVITY_MM
-    at, ht = _plane_coords(e.top, Y, Z)
-    ab, hb = _plane_coords(e.bottom, Y, Z)
-    d_up = ht - k * _q(at, X, e.top.half_d, e.top.half_w)  # < 0 below the upper endplate surface
-    d_lo = hb + k * _q(ab, X, e.bottom.half_d, e.bottom.half_w)  # > 0 above the lower surface
+    ut, lb = e.surf_top, e.surf_bottom  # the adjacent vertebrae's endplate planes (shared surfaces)
+    at, ht = _plane_coords(ut, Y, Z)
+    ab, hb = _plane_coords(lb, Y, Z)
+    d_up = ht - k * _q(at, X, ut.half_d, ut.half_w)  # < 0 below the upper endplate surface
+    d_lo = hb + k * _q(ab, X, lb.half_d, lb.half_w)  # > 0 above the lower surface
     between = (d_up < 0) & (d_lo > 0)
     if e.name in FUSED:
         grid.paint(sl, between & (np.sqrt((((Y - c[1]) * u[1] + (Z - c[2]) * u[2]) / (e.depth / 2)) ** 2

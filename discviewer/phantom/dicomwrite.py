@@ -132,7 +132,8 @@ def dumps_truth(truth: dict) -> str:
         if isinstance(obj, (list, tuple)):
             if all(not isinstance(x, (dict, list, tuple)) for x in obj):
                 return "[" + ", ".join(json.dumps(x, ensure_ascii=False) for x in obj) + "]"
-            if all(isinstance(x, (list, tuple)) and all(not isinstance(y, (dict, list, tuple)) for y in x) for x in obj):
+            if all(isinstance(x, (list, tuple)) and all(not isinstance(y, (dict, list, tuple)) for y in x)
+                   for x in obj):
                 return "[" + ", ".join(enc(x, ind + 1) for x in obj) + "]"
             return "[\n" + ",\n".join(pad1 + enc(x, ind + 1) for x in obj) + "\n" + pad + "]"
         return json.dumps(obj, ensure_ascii=False)

@@ -64,3 +64,60 @@ class SampleGrid:
         lab[mask] = label
         ww = self.w[sl]
         ww[mask] = 0.0 if w is None else w[mask]
+
+
+class PointGrid:
+    """Scattered sample points (the sub-voxel points of the voxels that need them), painted through the
+    same interface as `SampleGrid`: `block` culls by the points' continuous grid indices, the `sl` it
+    returns is an index array into the point list, and `paint` writes through it.
+
+    `affine` maps grid indices (column, row, plane) to anatomical coordinates; `index` is (3, N), the
+    points' continuous indices; the points must be sorted by `index[1]`'s integer part (row), which
+    `block` uses to find a row range by bisection."""
+
+    def __init__(self, affine: np.ndarray, index: np.ndarray, row_key: np.ndarray):
+        self.affine = np.asarray(affine, dtype=np.float64)
+        self.inv = np.linalg.inv(self.affine)
+        self.index = np.asarray(index, dtype=np.float32)
+        self.row_key = np.asarray(row_key)
+        n = self.index.shape[1]
+        self.shape = (n,)
+        a = self.affine.astype(np.float32)
+        ci, ri, pi = self.index
+        self.X, self.Y, self.Z = (a[k, 0] * ci + a[k, 1] * ri + a[k, 2] * pi + a[k, 3] for k in range(3))
+        self.labels = np.zeros(n, dtype=np.uint8)
+        self.w = np.zeros(n, dtype=np.float32)
+        self.pmin = float(self.index[2].min()) if n else 0.0
+        self.pmax = float(self.index[2].max()) if n else 0.0
+
+    def block(self, lo, hi):
+        lo = np.asarray(lo, dtype=np.float64)
+        hi = np.asarray(hi, dtype=np.float64)
+        corners = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1])
+                            for z in (lo[2], hi[2])])
+        idx = corners @ self.inv[:3, :3].T + self.inv[:3, 3]
+        imin, imax = idx.min(axis=0), idx.max(axis=0)
+        key = self.row_key.dtype.type
+        i0 = int(np.searchsorted(self.row_key, key(np.floor(imin[1]) - 1), side="left"))
+        i1 = int(np.searchsorted(self.row_key, key(np.ceil(imax[1]) + 1), side="right"))
+        if i1 <= i0:
+            return None
+        # rows are bracketed by the bisection (±1 row); columns decide; the points of one slice rarely
+        # straddle a plane bound, so planes are checked only when the box cuts through them
+        ci = self.index[0, i0:i1]
+        m = (ci >= imin[0]) & (ci <= imax[0])
+        if imin[2] > self.pmin or imax[2] < self.pmax:
+            pi = self.index[2, i0:i1]
+            m &= (pi >= imin[2]) & (pi <= imax[2])
+        sel = np.flatnonzero(m) + i0
+        if sel.size == 0:
+            return None
+        return sel, self.X[sel], self.Y[sel], self.Z[sel]
+
+    def all(self):
+        return slice(None), self.X, self.Y, self.Z
+
+    def paint(self, sl, mask, label: int, w=None) -> None:
+        idx = sl[mask] if isinstance(sl, np.ndarray) else np.flatnonzero(mask)
+        self.labels[idx] = label
+        self.w[idx] = 0.0 if w is None else w[mask]

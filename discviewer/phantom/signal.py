@@ -168,13 +168,19 @@ class Texture:
             self.amp[A.ANNULUS_BASE + k] = _TEXTURE_DISC
             self.amp[A.NUCLEUS_BASE + k] = _TEXTURE_DISC
 
-    def factor(self, labels: np.ndarray, X, Y, Z) -> np.ndarray:
-        """Multiplicative texture (≥ 0.1) at anatomical points with centre labels `labels`."""
+    def fields(self, X, Y, Z) -> tuple[np.ndarray, np.ndarray]:
+        """The (fine, coarse) unit random fields at anatomical points (trilinear, float32)."""
+        shape = np.shape(X)
         idx = [(X - self.origin[0]) / self.step, (Y - self.origin[1]) / self.step,
                (Z - self.origin[2]) / self.step]
         coords = np.stack([np.asarray(i, dtype=np.float32).ravel() for i in idx])
-        f = ndimage.map_coordinates(self.fine, coords, order=1, mode="nearest").reshape(labels.shape)
-        c = ndimage.map_coordinates(self.coarse, coords, order=1, mode="nearest").reshape(labels.shape)
+        f = ndimage.map_coordinates(self.fine, coords, order=1, mode="nearest").reshape(shape)
+        c = ndimage.map_coordinates(self.coarse, coords, order=1, mode="nearest").reshape(shape)
+        return f, c
+
+    def factor(self, labels: np.ndarray, X, Y, Z) -> np.ndarray:
+        """Multiplicative texture 1 + a_f·f + a_c·c (≥ 0.1) at anatomical points of tissue `labels`."""
+        f, c = self.fields(X, Y, Z)
         amp = self.amp[labels]
         return np.maximum(1.0 + amp[..., 0] * f + amp[..., 1] * c, 0.1).astype(np.float32)
 
@@ -185,7 +191,9 @@ def coil_shading(Y, Z) -> np.ndarray:
 
 
 def psf(img: np.ndarray, sigma_px: float) -> np.ndarray:
-    """In-plane blur of a (slices, rows, columns) stack (k-space truncation / reconstruction)."""
+    """In-plane blur of a (slices, rows, columns) stack (k-space truncation / reconstruction), applied
+    after each voxel has been averaged over its own extent (so the total in-plane response is the
+    pixel box convolved with this Gaussian)."""
     if sigma_px <= 0:
         return img
     return ndimage.gaussian_filter(img, (0.0, sigma_px, sigma_px), mode="nearest")

@@ -22,7 +22,7 @@ _STUDIES: dict[str, object] = {}
 
 def phantom_study(size: str = "small"):
     """`generate_study(patients=1, seed=0, size=size)` in memory (no DICOM) — generated once per test
-    session (small ≈ 2 s, full ≈ 25 s)."""
+    session (small ≈ 3 s, full ≈ 35 s on 2 cores)."""
     if size not in _STUDIES:
         from discviewer.phantom import generate_study
 

@@ -1,9 +1,10 @@
 """discviewer.measure against the synthetic phantom's ground truth (small 1.875 mm and full 0.586 mm
-pixels; both generated in memory once per session, full ≈ 25 s).
+pixels; both generated in memory once per session, full ≈ 35 s, small ≈ 3 s).
 
-Accuracy summaries are printed (pytest -s) and asserted at the levels reached; see the module
-docstrings of discviewer.measure.landmarks / iron for why some acceptance targets are out of reach
-on this phantom."""
+The acceptance targets are asserted on the full phantom: every disc height within 0.2 mm, the iron
+void by the 50 % rule within 5 % (voids of ≥ 150 voxels), R2* and the nucleus/CSF ratio within 2 %.
+The small phantom is a smoke check with its own, looser bounds (its 1.875 mm pixels do not resolve a
+1 mm cortical endplate). Accuracy summaries are printed (pytest -s)."""
 from __future__ import annotations
 
 import numpy as np
@@ -44,33 +45,29 @@ def _landmark_errors(study):
 
 # ---- landmarks ---------------------------------------------------------------------------------------------
 def test_landmarks_full_phantom_every_level_and_visit(full):
-    """0.586 mm pixels, 30 discs × DHa/DHm/DHp. Acceptance target 0.2 mm: met by DHm on every disc and
-    by ~90 % of all heights; the rest is limited by the phantom's in-plane point sampling (no in-plane
-    partial volume: an edge is only known to ±½ pixel where it runs along a pixel row) and by its
-    corner geometry (landmark pairs built in the chain frame vs the painted outline: up to 0.12 mm at
-    L5/S1 for a perfect detector)."""
+    """0.586 mm pixels, 6 levels × 5 visits × DHa/DHm/DHp: every height within 0.2 mm of the truth
+    (the truth is computed on the painted geometry; the phantom averages each voxel over its extent)."""
     errs, dets = _landmark_errors(full)
     a = np.abs(errs)
     print(f"\nfull phantom landmark errors (mm): max DHa/DHm/DHp {a.max(0).round(3)}, RMS "
           f"{np.sqrt((errs ** 2).mean(0)).round(3)}, median {np.median(a):.3f}, "
           f"within 0.2 mm {100 * (a <= 0.2).mean():.0f} %")
     assert errs.shape == (30, 3)
-    assert np.median(a) <= 0.1
-    assert (a <= 0.2).mean() >= 0.85
-    assert a[:, 1].max() <= 0.2  # DHm on every disc
-    assert a.max() <= 0.5
+    assert np.all(a.max(axis=0) <= 0.2), a.max(axis=0)
     assert all(d.method.startswith("auto: endplate band fit") for d in dets)
+    assert not any(d.warnings for d in dets)
     assert np.median([d.confidence for d in dets]) > 0.5
 
 
 def test_landmarks_small_phantom_are_coarse_and_flagged(small):
-    """1.875 mm pixels with a 1.4 mm PSF do not resolve the 1 mm cortical endplate: the dark-line
-    fallback is used, flagged, and errs by about a pixel or two (0.2 mm is out of reach)."""
+    """Smoke check. 1.875 mm pixels with a 1.4 mm PSF do not resolve the 1 mm cortical endplate: the
+    dark-line fallback is used, flagged, and errs by one to three pixels (0.2 mm is out of reach;
+    measured max 5.6 mm, RMS 2.0–2.5 mm, the surfaces biased ~1 pixel outward)."""
     errs, dets = _landmark_errors(small)
     a = np.abs(errs)
     print(f"\nsmall phantom landmark errors (mm): max {a.max(0).round(2)}, RMS "
           f"{np.sqrt((errs ** 2).mean(0)).round(2)}, within 0.2 mm {100 * (a <= 0.2).mean():.0f} %")
-    assert np.all(np.isfinite(errs)) and a.max() <= 5.0 and np.sqrt((errs ** 2).mean()) <= 3.0
+    assert np.all(np.isfinite(errs)) and a.max() <= 6.5 and np.sqrt((errs ** 2).mean()) <= 3.0
     assert all(any("coarse pixels" in w for w in d.warnings) for d in dets)
     assert all(d.confidence <= 0.2 for d in dets)
 
@@ -135,47 +132,82 @@ def test_signal_ratio_small_within_2_percent_or_noise(small):
 
 
 # ---- iron -----------------------------------------------------------------------------------------------------
-def _disc_polygon(d):
-    lm = d["landmarks"]
-    return [lm[k] for k in ("upper_anterior", "upper_middle", "upper_posterior", "lower_posterior", "lower_middle",
-                            "lower_anterior")]
+IRON_MIN_VOXELS = 150  # ≈ 206 mm³ at 0.586 × 0.586 × 4 mm: smaller voids are not measurable to 5 % (see below)
 
 
-def test_iron_void_found_grows_with_te_and_fades(full):
-    """The injected disc's GRE void (50 % of the disc tissue on slices 12 mm lateral), against the
-    phantom's voxel-grid truth. The 5 % target is met on a homogeneous phantom
-    (test_measure_geometry); here the disc tissue under the deposit is not homogeneous (nucleus,
-    annulus, the nucleus-to-annulus blend differ by ±15 % in signal, i.e. ±20 % in void volume) and
-    large voids leave the disc, so the numbers are reported and only coarse bounds asserted."""
+def _iron_rows(study):
+    """(visit, TE, measured mm³, noise-free rule truth mm³, expected-with-noise mm³, noise SD mm³, truth voxels)
+    for every injected disc, visit and echo: hypointense_region with IronRule 50 % in the truth's search
+    ROI against the mean of the truth's reference ROIs, both drawn from truth.json's geometry."""
+    p = study.patients[0]
+    rows = []
+    for level in p.injected:
+        for v in p.visits:
+            iron = v.truth["discs"][level]["iron"]
+            rule = iron["rule50"]
+            gre = v.series_by_key("gre")
+            s = rule["search_roi"]
+            search = PlaneROI(s["kind"], s["points"], s["plane_origin"], s["plane_normal"], s["slab_mm"])
+            r = rule["reference_roi"]
+            refs = [PlaneROI(r["kind"], r["points"], q["plane_origin"], q["plane_normal"], q["slab_mm"])
+                    for q in r["planes"]]
+            for e, te in enumerate(gre.echo_times):
+                vol = gre.volume(e)
+                ref_mask = np.any([roi_mask(vol, q) for q in refs], axis=0)
+                assert ref_mask.sum() == rule["reference_voxels"]  # the same voxels as the truth
+                res = hypointense_region(vol, search, RoiStats.from_values(np.asarray(vol.array)[ref_mask]),
+                                         IronRule("percent_of_reference", 50.0))
+                k = str(te)
+                rows.append((v.label, te, res.volume_mm3, iron["void_volume_rule50_mm3_by_te"][k],
+                             rule["expected_with_noise_mm3_by_te"][k], rule["noise_sd_mm3_by_te"][k],
+                             rule["void_voxels_by_te"][k]))
+    return rows
+
+
+def test_iron_rule_void_volume_full(full):
+    """(b) The void by the tool's rule (50 % of the reference mean) against the phantom's truth for that
+    rule. The truth is computed on the noise-free GRE; thresholding the noisy image moves voxels that
+    sit near the threshold (thick 4 mm slices cut the void's rim tangentially, and at short TE the whole
+    void is shallow), which the truth quantifies as the rule's expectation and SD on this visit's
+    Rician magnitude. Asserted for every void of ≥ IRON_MIN_VOXELS voxels: within 5 % of the noise
+    expectation; within 5 % of the noise-free volume where noise shifts the expectation by ≤ 2 %; and
+    every void (any size) within its noise shift + 3 SD of the noise-free volume. Below 150 voxels the
+    truth's own noise SD of the count is 3–8 % (5 % < 2 SD), so 5 % is not a fair bound there."""
+    rows = _iron_rows(full)
+    print("\nfull phantom iron void by the 50 % rule (visit, TE ms, measured, noise-free truth, expected with "
+          "noise ± SD (mm³), truth voxels, error vs noise-free / vs expected %):")
+    checked = 0
+    for label, te, meas, truth, expected, sd, n in rows:
+        if truth == 0:
+            assert meas <= 5.0  # no iron (baseline) or no void at this TE: at most a few noise voxels
+            continue
+        err_nf, err_exp = meas / truth - 1, meas / expected - 1
+        print(f"  {label:8s} {te:4.0f} {meas:8.1f} {truth:8.1f} {expected:8.1f} ± {sd:5.1f} {n:5d}   "
+              f"{100 * err_nf:+5.1f} {100 * err_exp:+5.1f}")
+        assert abs(meas - truth) <= abs(expected - truth) + 3 * sd + 1e-6
+        if n >= IRON_MIN_VOXELS:
+            checked += 1
+            assert abs(err_exp) <= 0.05
+            if abs(expected / truth - 1) <= 0.02:
+                assert abs(err_nf) <= 0.05
+    assert checked >= 6
+
+
+def test_iron_truth_void_grows_with_te_and_fades(full):
+    """The truth's rule void (noise-free) is one connected region inside the disc ROI, grows with TE and
+    fades over the follow-up; the reference ellipses are only slightly darkened by the deposit."""
     p = full.patients[0]
     level = p.injected[0]
-    rows = []
+    late = []
     for v in p.visits:
-        d = v.truth["discs"][level]
-        gre = v.series_by_key("gre")
-        n = _normal(gre.affine)
-        iron = d["iron"]
-        centre = np.array(iron["centre"] if iron["centre"] else d["centre"])
-        poly = _disc_polygon(d)
-        vols = []
-        for e, te in enumerate(gre.echo_times):
-            vol = gre.volume(e)
-            ref_vals = [np.asarray(vol.array)[roi_mask(vol, PlaneROI("polygon", poly, centre + n * off, n))]
-                        for off in (-12.0, 12.0)]
-            ref = RoiStats.from_values(np.concatenate(ref_vals))
-            res = hypointense_region(vol, PlaneROI("polygon", poly, centre, n, slab_mm=8.0), ref,
-                                     IronRule("percent_of_reference", 50.0))
-            vols.append(res.volume_mm3)
-            truth = (iron.get("void_volume_voxels_mm3_by_te") or {}).get(str(te), 0.0)
-            rows.append((v.label, te, res.volume_mm3, truth, iron["void_volume_mm3_by_te"][str(te)]))
-        if iron["present"] and iron["void_volume_mm3_by_te"][str(gre.echo_times[-1])] > 0:
-            assert vols[-1] > 50.0 and vols[-1] >= vols[1]  # a void, larger at long TE
-        if v.label == "baseline":
-            assert vols[-1] < 20.0  # no iron before the injection
-    print("\nfull phantom iron void (visit, TE ms, measured mm³, voxel truth mm³, analytic mm³):")
-    for r in rows:
-        if r[3] or r[4]:
-            print("  %-8s %4.0f %8.1f %8.1f %8.1f" % r)
+        iron = v.truth["discs"][level]["iron"]
+        rule = iron["rule50"]
+        vols = [iron["void_volume_rule50_mm3_by_te"][str(te)] for te in v.series_by_key("gre").echo_times]
+        assert vols == sorted(vols)
+        assert all(c <= 1 for c in rule["void_components_by_te"].values())
+        assert all(a >= 0.85 for a in rule["reference_iron_attenuation_by_te"].values())
+        late.append(vols[-1])
+    assert late[0] == 0 and late[1] > late[2] > late[3] > 0 and late[4] < late[3]
 
 
 # ---- R2* ----------------------------------------------------------------------------------------------------
