@@ -28,6 +28,11 @@ an annotation was measured on is named by `visit_id`, `series_uid` and `extra["e
 | score | none | pfirrmann (1–5), modic_upper / modic_lower (0–3), hiz (0/1), iron_score (0–3), iron_confidence (1–4); `text` = comment |
 
 ROI statistics: mean, sd, median, min, max (stored units), area_mm2 (mm²), n_voxels.
+
+**Only finite numbers are stored.** A value that is not defined (NaN or ±inf: the contrast ratio of
+an empty iron void, the SD of a one-voxel ROI) is left out of `values` (and its unit dropped) when a
+record enters the set, and non-finite numbers in `extra` become None, so every record can be saved
+(JSON has no NaN) and a missing value reads as "not measured", never as a number.
 `discviewer.measure.compute_values(annotation, volume)` computes `values`/`units` for a kind.
 
 Core module: no Qt, no VTK.
@@ -35,6 +40,7 @@ Core module: no Qt, no VTK.
 from __future__ import annotations
 
 import dataclasses
+import math
 import uuid
 from collections.abc import Iterable, Iterator
 
@@ -48,12 +54,48 @@ def new_annotation_id() -> str:
     return uuid.uuid4().hex
 
 
+def _plain(value):
+    """`value` as plain JSON data: numpy scalars/arrays → Python numbers/lists, non-finite → None."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
+        return _plain(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def finite_record(a: Annotation) -> Annotation:
+    """`a` with undefined values dropped and `extra` made plain JSON (see the module doc)."""
+    values, units = {}, dict(a.units or {})
+    for k, v in (a.values or {}).items():
+        if isinstance(v, (bool, int, str)) or v is None:
+            values[k] = v
+            continue
+        try:
+            f = float(v)
+        except (TypeError, ValueError):
+            values[k] = _plain(v)
+            continue
+        if math.isfinite(f):
+            values[k] = f
+        else:
+            units.pop(k, None)
+    extra = _plain(dict(a.extra or {}))
+    if values == a.values and units == (a.units or {}) and extra == (a.extra or {}):
+        return a
+    return dataclasses.replace(a, values=values, units=units, extra=extra)
+
+
 class AnnotationSet:
     """id → `Annotation`, observable."""
 
     def __init__(self, annotations: Iterable[Annotation] = ()) -> None:
         self._items: dict[str, Annotation] = {}
         for a in annotations:
+            a = finite_record(a)
             if a.id in self._items:
                 raise ValueError(f"duplicate annotation id {a.id!r}")
             self._items[a.id] = a
@@ -83,7 +125,7 @@ class AnnotationSet:
     def add(self, annotation: Annotation) -> Annotation:
         """Add a new record (a missing id or time stamp is filled in); returns the stored record."""
         stamp = now_iso()
-        a = dataclasses.replace(annotation, id=annotation.id or new_annotation_id(),
+        a = dataclasses.replace(finite_record(annotation), id=annotation.id or new_annotation_id(),
                                 created=annotation.created or stamp, modified=annotation.modified or stamp)
         if a.id in self._items:
             raise ValueError(f"annotation {a.id!r} exists already; use update()")
@@ -94,6 +136,7 @@ class AnnotationSet:
     def update(self, annotation: Annotation, *, touch: bool = True) -> bool:
         """Replace the record with the same id; True (and emitted) if it changed."""
         old = self.get(annotation.id)
+        annotation = finite_record(annotation)
         new = dataclasses.replace(annotation, modified=now_iso()) if touch else annotation
         if dataclasses.replace(new, modified=old.modified) == old:
             return False
