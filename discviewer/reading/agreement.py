@@ -82,13 +82,23 @@ def icc_band(v: float) -> str:
 _KAPPA_NAMES = {None: "Cohen kappa", "linear": "Cohen kappa (linear)", "quadratic": "Cohen kappa (quadratic)"}
 
 
+def _kappa_ci(r) -> tuple[float, float, str]:
+    """κ's Wald 95 % CI (κ ± 1.96·SE, as `discviewer.stats` and SAS/statsmodels give it) clipped to κ's
+    range [−1, 1] for the report, with a note when it was clipped."""
+    lo, hi = float(r.ci_low), float(r.ci_high)
+    if math.isnan(lo) or math.isnan(hi) or (-1.0 <= lo and hi <= 1.0):
+        return lo, hi, ""
+    return max(lo, -1.0), min(hi, 1.0), "Wald CI clipped to [−1, 1]"
+
+
 def _kappa_rows(q, scope, who, a, b, cats) -> list[AgreementRow]:
     rows = []
     weights = (None, "linear", "quadratic") if (q.ordinal and q.type == "choice") else (None,)
     for w in weights:
         r = stats.cohen_kappa(a, b, categories=cats, weights=w)
-        rows.append(AgreementRow(q.id, scope, who, _KAPPA_NAMES[w], r.kappa, r.ci_low, r.ci_high, r.n,
-                                 kappa_band(r.kappa), r.note))
+        lo, hi, clip = _kappa_ci(r)
+        rows.append(AgreementRow(q.id, scope, who, _KAPPA_NAMES[w], r.kappa, lo, hi, r.n,
+                                 kappa_band(r.kappa), _join(r.note, clip)))
     return rows
 
 
@@ -133,8 +143,10 @@ def question_rows(session: ReadingSession, question_id: str) -> list[AgreementRo
         else:
             if len(readers) > 2:
                 r = stats.fleiss_kappa(data.tolist(), categories=cats)
-                rows.append(AgreementRow(q.id, "inter", everyone, "Fleiss kappa", r.kappa, r.ci_low, r.ci_high, r.n,
-                                         kappa_band(r.kappa), _join("CI under H0 (Fleiss, Nee & Landis)", r.note)))
+                lo, hi, clip = _kappa_ci(r)
+                rows.append(AgreementRow(q.id, "inter", everyone, "Fleiss kappa", r.kappa, lo, hi, r.n,
+                                         kappa_band(r.kappa),
+                                         _join("CI from the SE under H0 (Fleiss, Nee & Landis)", r.note, clip)))
             for i, j in itertools.combinations(range(len(readers)), 2):
                 rows += _kappa_rows(q, "inter", f"{readers[i]} vs {readers[j]}", list(data[:, i]), list(data[:, j]),
                                     cats)

@@ -1,4 +1,5 @@
-"""Command line: `discviewer [PATH…] [--demo]`, `discviewer scan PATH --json`, `discviewer demo-data OUTDIR`.
+"""Command line: `discviewer [PATH…] [--demo]`, `discviewer scan PATH --json`, `discviewer demo-data OUTDIR`,
+`discviewer read PACKAGE_OR_PROJECT [--reader ID] [--session ID]` (the blinded reading flow).
 
 Owns argument parsing and the demo-study cache. It is the top of the stack (it can open the
 window), so it lives beside the UI; Qt is imported only when a window opens, so `scan` and
@@ -18,7 +19,7 @@ import numpy as np
 
 from discviewer import RESEARCH_USE_NOTICE, __version__
 
-SUBCOMMANDS = ("scan", "demo-data", "register")
+SUBCOMMANDS = ("scan", "demo-data", "register", "read", "export")
 
 
 def demo_cache_root() -> Path:
@@ -174,20 +175,84 @@ def _cmd_register(argv: list[str]) -> int:
     return 0
 
 
+def _cmd_read(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(
+        prog="discviewer read",
+        description="Blinded reading: open a reader package (its folder, .zip or package.json) or a project "
+                    "(.dvw) with a reading session straight into the reader's reading flow. "
+                    + RESEARCH_USE_NOTICE + ".")
+    p.add_argument("path", help="reader package or project file")
+    p.add_argument("--reader", help="your reader id (else you are asked)")
+    p.add_argument("--session", help="reading session id or name (a project with several sessions)")
+    a = p.parse_args(argv)
+    if not os.path.exists(a.path):
+        print(f"discviewer read: {a.path}: no such file or folder", file=sys.stderr)
+        return 2
+    from discviewer.ui.reading_launch import run_reading
+
+    return run_reading(a.path, reader=a.reader, session=a.session)
+
+
+def _cmd_export(argv: list[str]) -> int:
+    """`discviewer export`: headless (VTK EGL offscreen, no Qt, no display) — see discviewer.render.batch."""
+    p = argparse.ArgumentParser(
+        prog="discviewer export",
+        description="Export a project without a display: screenshots, montages of a disc level across visits, "
+                    "measurement tables, DICOM SR. De-identified by default (pseudonyms, days since baseline). "
+                    + RESEARCH_USE_NOTICE + ".")
+    p.add_argument("workspace", help="project file (.dvw)")
+    p.add_argument("--screenshots", metavar="DIR", help="one PNG per series (annotated slices, else the middle one)")
+    p.add_argument("--montage", metavar="LEVEL", action="append", default=[],
+                   help="a montage of this disc level (e.g. L4/L5) across all visits; repeatable")
+    p.add_argument("--montage-dir", metavar="DIR", help="where montages go (default: --screenshots DIR, else .)")
+    p.add_argument("--roles", help="montage rows, comma-separated (default: T2 sag and the GRE series present)")
+    p.add_argument("--csv", metavar="FILE", help="the long measurement table (and FILE_wide.csv beside it)")
+    p.add_argument("--sr", metavar="DIR", help="DICOM SR measurement reports (and the images as Secondary Capture)")
+    p.add_argument("--identifying", action="store_true",
+                   help="include patient ID, name and dates (default: de-identified)")
+    p.add_argument("--scale", type=float, default=3.0, help="resolution factor over a 512-px view (default 3)")
+    p.add_argument("--quiet", action="store_true")
+    a = p.parse_args(argv)
+    if not (a.screenshots or a.montage or a.csv or a.sr):
+        p.error("nothing to export: give --screenshots, --montage, --csv and/or --sr")
+    if not a.scale > 0:
+        p.error("--scale must be positive")
+    from discviewer.render.batch import export_workspace
+
+    summary = export_workspace(
+        a.workspace, screenshots=a.screenshots, montage_levels=a.montage, montage_dir=a.montage_dir,
+        montage_roles=[r.strip() for r in a.roles.split(",") if r.strip()] if a.roles else None, csv=a.csv,
+        sr=a.sr, identifying=a.identifying, scale=a.scale, log=None if a.quiet else print)
+    print(summary.text(), file=sys.stderr if summary.failed else sys.stdout)
+    return 0 if summary.ok else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    verbose = "--verbose" in argv  # anywhere, also after a subcommand: DEBUG log to stderr too
+    argv = [x for x in argv if x != "--verbose"]
+    if verbose or not (argv and argv[0] in ("scan", "demo-data", "register")):
+        from discviewer.logsetup import setup_logging
+
+        setup_logging(verbose=verbose)  # the rotating log file in the user's data folder
     if argv and argv[0] in SUBCOMMANDS:
-        return {"scan": _cmd_scan, "demo-data": _cmd_demo_data, "register": _cmd_register}[argv[0]](argv[1:])
+        return {"scan": _cmd_scan, "demo-data": _cmd_demo_data, "register": _cmd_register,
+                "read": _cmd_read, "export": _cmd_export}[argv[0]](argv[1:])
     p = argparse.ArgumentParser(prog="discviewer",
                                 description=f"Serial lumbar-spine MRI review. {RESEARCH_USE_NOTICE}.",
                                 epilog="subcommands: 'discviewer scan PATH [--json]', "
                                        "'discviewer demo-data OUTDIR [--patients N] [--seed S] [--size small|full]', "
-                                       "'discviewer register FIXED MOVING [--roi x0,y0,z0,x1,y1,z1] [--json]'")
+                                       "'discviewer register FIXED MOVING [--roi x0,y0,z0,x1,y1,z1] [--json]', "
+                                       "'discviewer read PACKAGE_OR_PROJECT [--reader ID] [--session ID]', "
+                                       "'discviewer export WORKSPACE [--screenshots DIR] [--montage LEVEL] "
+                                       "[--csv FILE] [--sr DIR] [--identifying] [--scale 3]'")
     p.add_argument("paths", nargs="*", help="DICOM folder(s), file(s), DICOMDIR or NIfTI to open as a new project, "
                                              "or a project file (.dvw)")
     p.add_argument("--demo", action="store_true", help="open the built-in synthetic demo study")
     p.add_argument("--demo-size", choices=("small", "full"), default="full")
     p.add_argument("--version", action="version", version=f"discviewer {__version__}")
+    p.add_argument("--verbose", action="store_true",
+                   help="log debug messages, to stderr too (the log file is in the user's data folder, logs/)")
     a = p.parse_args(argv)
     paths = list(a.paths)
     if a.demo:

@@ -113,6 +113,12 @@ class MainWindow(QtWidgets.QMainWindow):
         from discviewer.ui.measure_ui import MeasureUI
 
         self.measure = MeasureUI(self)
+        from discviewer.ui.reading_ui import ReadingUI
+
+        self.reading = ReadingUI(self)  # the Reading menu (blinded reader studies)
+        from discviewer.ui.export_ui import ExportUI
+
+        self.export = ExportUI(self)  # File → Export (images, montages, sequences; rendered offscreen)
 
     @property
     def slice_view(self):

@@ -658,3 +658,17 @@ def test_question_from_dict_rejects_unknown_keys_and_measurement_confidence(stud
 
 GOLDEN_ORDER_RK = ["K00", "K08", "K05", "K04", "K11", "K01", "K09", "K02", "K06", "K03", "K07", "K10"]
 GOLDEN_REREAD_RK = ["K04", "K00", "K02", "K03", "K01"]
+
+
+def test_kappa_ci_in_the_report_is_clipped_to_the_range_of_kappa():
+    """κ ± 1.96·SE can pass 1 for high agreement on few cases; the report shows [lo, 1] and says so,
+    while discviewer.stats keeps the unclipped Wald interval (equal to statsmodels/SAS)."""
+    from types import SimpleNamespace
+
+    from discviewer.reading.agreement import _kappa_ci
+
+    lo, hi, note = _kappa_ci(SimpleNamespace(ci_low=0.62, ci_high=1.07))
+    assert (lo, hi) == (0.62, 1.0) and "clipped" in note
+    lo, hi, note = _kappa_ci(SimpleNamespace(ci_low=-1.2, ci_high=0.1))
+    assert (lo, hi) == (-1.0, 0.1) and note
+    assert _kappa_ci(SimpleNamespace(ci_low=0.2, ci_high=0.9)) == (0.2, 0.9, "")

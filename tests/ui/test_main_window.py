@@ -35,7 +35,7 @@ def test_title_menus_and_about(window):
     assert set(menus) >= {"File", "Edit", "Help"}
     file_items = [a.text().replace("&", "") for a in menus["File"].actions() if not a.isSeparator()]
     assert file_items == ["New project", "Open project…", "Open folder…", "Open file…", "Open recent", "Save project",
-                          "Save project as…", "Relink sources…", "Quit"]
+                          "Save project as…", "Relink sources…", "Export", "Quit"]
     assert [a.text().replace("&", "") for a in menus["Edit"].actions()] == ["Undo", "Redo"]
     assert [a.text().replace("&", "") for a in menus["Help"].actions()] == ["About discviewer"]
     assert discviewer.RESEARCH_USE_NOTICE in about_text() and discviewer.__version__ in about_text()
