@@ -10,9 +10,9 @@ that fails (a missing series, a level without a disc label) is recorded and the 
 Screenshots: for every patient × visit × series (localizers skipped), the acquired plane through each
 slice that carries annotations of that visit (at most `max_slices_per_series`), else the middle slice;
 `scale`× a `base_size` view (default 512×512 → 1536×1536 at 3×), annotations, scale bar, letters,
-research-use mark. Named `<patient label>_<visit tag>_<role>_<plane>_s<slice>.png` where, de-identified,
-the patient label is the pseudonym and the visit tag "day0096"; identifying, the patient ID and the
-visit label. With `sr`, each screenshot and montage is also written as a DICOM Secondary Capture in the
+research-use mark. Named `<patient label>_<visit tag>_<role>[_<plane>]_s<slice>.png` (the plane
+only when the role does not end with it) where, de-identified, the patient label is the pseudonym
+and the visit tag "day0096"; identifying, the patient ID and the visit label. With `sr`, each screenshot and montage is also written as a DICOM Secondary Capture in the
 patient's (remapped) study beside the SR files.
 """
 from __future__ import annotations
@@ -152,7 +152,8 @@ def screenshots_for(ws, policy, out_dir, *, scale: float = 3.0, base_size=(512, 
                         st = ViewState(plane=plane, point=None if pt is None else tuple(pt), annotations=anns)
                         info = render_view_info(vol, st, w, h, labels={"series": label}, scale=scale,
                                                 forbidden=forbidden)
-                        name = (f"{safe_name(plabel)}_{_visit_tag(policy, v)}_{safe_name(role)}_{plane}_"
+                        plane_tag = "" if role.lower().split()[-1:] == [plane] else f"_{plane}"  # "T2 sag" has it
+                        name = (f"{safe_name(plabel)}_{_visit_tag(policy, v)}_{safe_name(role)}{plane_tag}_"
                                 f"s{info.slice_index + 1:02d}.png")
                         path = save_image(out_dir / name, info.rgb, metadata={"Title": label}, forbidden=forbidden)
                         summary.written.append(path)

@@ -414,7 +414,7 @@ def test_cli_export_headless(phantom_ws, tmp_path):
     shots = sorted((tmp_path / "shots").glob("*.png"))
     names = [p.name for p in shots]
     assert "montage_P01_L4-L5.png" in names
-    assert any(n.startswith("P01_day0000_T2_sag_sag_") for n in names)
+    assert any(n.startswith("P01_day0000_T2_sag_s") for n in names)
     assert len([n for n in names if not n.startswith("montage")]) >= 3 * len(ws.study.patients[0].visits)
     assert (tmp_path / "m.csv").exists()
     for p in shots:
