@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
 
 from discviewer.volume import Volume
 
@@ -76,6 +75,8 @@ def sample_plane(volume: Volume, grid: PlaneGrid, *, transform: np.ndarray | Non
     # a thin (single-slice) axis keeps values within half a voxel of its centre
     inside = np.all((coords > -0.5) & (coords < shape - 0.5), axis=0)
     coords = np.clip(coords, 0, shape - 1)
+    from scipy import ndimage  # lazily: scipy.ndimage costs ~0.3 s at start-up
+
     out = ndimage.map_coordinates(np.asarray(volume.array, dtype=np.float64), coords, order=order,
                                   mode="nearest", prefilter=order > 1)
     out[~inside] = fill
@@ -107,6 +108,8 @@ def resample_volume(source: Volume, target_affine: np.ndarray, target_shape: tup
     ns, nr, nc = (int(v) for v in target_shape)
     out = np.empty((ns, nr, nc), dtype=np.float32)
     src = np.asarray(source.array, dtype=np.float32)
+    from scipy import ndimage
+
     r, c = np.mgrid[0:nr, 0:nc]
     base = np.stack([c.ravel(), r.ravel(), np.zeros(r.size), np.ones(r.size)]).astype(np.float64)
     for k in range(ns):

@@ -8,7 +8,12 @@ slice and returns `app.exec()`.
 
 Smoke-test hook: with `DISCVIEWER_SCREENSHOT=/path.png` set, the window is grabbed to that
 PNG once the first series is displayed and the app quits (exit code 0; 1 if nothing could be
-shown; 2 on timeout after `DISCVIEWER_SCREENSHOT_TIMEOUT` seconds, default 120).
+shown; 2 on timeout after `DISCVIEWER_SCREENSHOT_TIMEOUT` seconds, default 120). It skips the first-run
+research-use acknowledgement, as does `DISCVIEWER_ACKNOWLEDGE_RESEARCH_USE=1` (`discviewer.ui.help_ui`).
+
+`run()` also logs to the rotating log file (`discviewer.logsetup`), reads the settings from
+`$DISCVIEWER_SETTINGS` when set (`discviewer.ui.preferences_ui.app_settings`) and installs the crash
+handler (`discviewer.ui.crash_ui`: log, autosave, crash report, dialog).
 """
 from __future__ import annotations
 
@@ -71,7 +76,9 @@ def create_main_window(paths: str | os.PathLike | Sequence[str | os.PathLike] | 
         demo = Path(demo_dir)
         scan_fn = _demo_scan(demo, scan_fn)
         paths = [str(demo), *paths]
-    window = MainWindow(scan_fn=scan_fn, load_fn=load_fn, auto_select=True)
+    from discviewer.ui.preferences_ui import app_settings
+
+    window = MainWindow(scan_fn=scan_fn, load_fn=load_fn, auto_select=True, settings=app_settings())
     window.show()
     if offer_recovery and window.project.offer_recovery() is not None:
         window.open_recovered()  # unsaved work of a crashed session comes first
@@ -107,18 +114,43 @@ def _install_screenshot_hook(app: QtWidgets.QApplication, window: MainWindow, ta
     QtCore.QTimer.singleShot(int(timeout_s * 1000), lambda: save_and_quit(2))
 
 
+WARM_UP_MS = 300  # after the window is usable: import VTK (~0.4 s), so the first series shows without the wait
+
+
+def _warm_up() -> None:
+    """Import the VTK view modules the first viewport needs (left out of start-up: bench_startup.py)."""
+    try:
+        import discviewer.ui.vtk_slice_view  # noqa: F401
+    except Exception:  # the viewport will report it when it is built
+        pass
+
+
 def run(paths: str | os.PathLike | Sequence[str | os.PathLike] | None = None, *,
         demo_dir: str | os.PathLike | None = None, scan_fn: ScanFn | None = None,
         load_fn: LoadFn | None = None) -> int:
     """Run the desktop app until the main window closes; returns the exit code."""
+    from discviewer import logsetup
+
+    if not logsetup.is_configured():  # the CLI configures it first (--verbose)
+        logsetup.setup_logging()
     app = create_app()
     shot = os.environ.get("DISCVIEWER_SCREENSHOT")
+    if not shot:  # first start: the research-use notice must be accepted (DISCVIEWER_ACKNOWLEDGE_RESEARCH_USE=1 skips)
+        from discviewer.ui.help_ui import acknowledge_research_use
+        from discviewer.ui.preferences_ui import app_settings
+
+        if not acknowledge_research_use(app_settings()):
+            return 1
     window = create_main_window(paths, demo_dir=demo_dir, scan_fn=scan_fn, load_fn=load_fn,
                                 offer_recovery=not shot)
     if shot:
         _install_screenshot_hook(app, window, shot)
         if not window.is_scanning():  # nothing to open: grab the empty window
             QtCore.QTimer.singleShot(500, lambda: (window.grab().save(shot), app.exit(1)))
+    from discviewer.ui.crash_ui import install_excepthook
+
+    install_excepthook(window)  # log, autosave, crash report, dialog
+    QtCore.QTimer.singleShot(WARM_UP_MS, _warm_up)
     code = app.exec()
     window.shutdown()
     return int(code)

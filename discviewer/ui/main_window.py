@@ -119,6 +119,12 @@ class MainWindow(QtWidgets.QMainWindow):
         from discviewer.ui.export_ui import ExportUI
 
         self.export = ExportUI(self)  # File → Export (images, montages, sequences; rendered offscreen)
+        from discviewer.ui.preferences_ui import PreferencesUI
+
+        self.prefs_ui = PreferencesUI(self)  # Edit → Preferences…; restores and applies the stored preferences
+        from discviewer.ui.help_ui import HelpUI
+
+        self.help = HelpUI(self)  # F1 cheat sheet, About; keep last: it reads every action
 
     @property
     def slice_view(self):
@@ -152,28 +158,37 @@ class MainWindow(QtWidgets.QMainWindow):
         file_menu = self.menuBar().addMenu("&File")
         self.new_project_action = file_menu.addAction("&New project", self.new_project)
         self.new_project_action.setShortcut(QtGui.QKeySequence.StandardKey.New)
+        self.new_project_action.setToolTip("Close this project (asking about unsaved work) and start an empty one")
         self.open_project_action = file_menu.addAction("Open &project…", self.choose_project)
         self.open_project_action.setShortcut(QtGui.QKeySequence("Ctrl+Shift+O"))
+        self.open_project_action.setToolTip(f"Open a discviewer project file (*{EXTENSION})")
         self.open_folder_action = file_menu.addAction("Open &folder…", self.choose_folder)
         self.open_folder_action.setShortcut(QtGui.QKeySequence.StandardKey.Open)
+        self.open_folder_action.setToolTip("Scan a folder of DICOM files (or NIfTI, DICOMDIR) as a new project")
         self.open_file_action = file_menu.addAction("Open f&ile…", self.choose_file)
+        self.open_file_action.setToolTip("Open one DICOM or NIfTI file as a new project")
         self.recent_menu = file_menu.addMenu("Open &recent")
         self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
         file_menu.addSeparator()
         self.save_action = file_menu.addAction("&Save project", self.project.save)
         self.save_action.setShortcut(QtGui.QKeySequence.StandardKey.Save)
+        self.save_action.setToolTip("Save the project (labels, roles, transforms, annotations, readings) to its file")
         self.save_as_action = file_menu.addAction("Save project &as…", lambda: self.project.save_as())
         self.save_as_action.setShortcut(QtGui.QKeySequence("Ctrl+Shift+S"))
+        self.save_as_action.setToolTip("Save the project to a new file")
         self.relink_action = file_menu.addAction("Re&link sources…", self.choose_relink_folder)
         self.relink_action.setToolTip("Point the project to the new folder of source files that were moved")
         file_menu.addSeparator()
         self.quit_action = file_menu.addAction("&Quit", self.close)
         self.quit_action.setShortcut(QtGui.QKeySequence.StandardKey.Quit)
+        self.quit_action.setToolTip("Close discviewer (asking about unsaved work)")
         edit_menu = self.menuBar().addMenu("&Edit")
         self.undo_action = edit_menu.addAction("&Undo", self.project.undo)
         self.undo_action.setShortcut(QtGui.QKeySequence.StandardKey.Undo)
+        self.undo_action.setToolTip("Undo the last change to the project")
         self.redo_action = edit_menu.addAction("&Redo", self.project.redo)
         self.redo_action.setShortcuts([QtGui.QKeySequence.StandardKey.Redo, QtGui.QKeySequence("Ctrl+Y")])
+        self.redo_action.setToolTip("Redo the change last undone")
         help_menu = self.menuBar().addMenu("&Help")
         self.help_menu = help_menu
         self.about_action = help_menu.addAction("&About discviewer", self.show_about)
@@ -588,7 +603,8 @@ class MainWindow(QtWidgets.QMainWindow):
         wl = menu.addMenu("Window/level presets")
         for name, rel in (("Auto (1st–99th percentile)", None), ("Full range", "full"),
                           ("Narrow (half range)", (0.5, 0.5)), ("Wide (1.5× range)", (0.5, 1.5))):
-            wl.addAction(name, lambda r=rel: self._apply_wl_preset(r))
+            wl.addAction(name, lambda r=rel: self._apply_wl_preset(r)).setToolTip(
+                f"Window/level of the active view: {name[0].lower()}{name[1:]}, relative to its intensities")
 
     def _chosen_protocol(self):
         return self.protocol_combo.currentData()

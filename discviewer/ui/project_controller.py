@@ -257,6 +257,14 @@ class ProjectController(QtCore.QObject):
         self._autosaved_clean = True
         return True
 
+    def set_autosave_interval(self, seconds: float) -> None:
+        """The periodic autosave timer's interval (Preferences → Project)."""
+        self._timer.setInterval(int(round(float(seconds) * 1000)))
+
+    @property
+    def autosave_interval_s(self) -> float:
+        return self._timer.interval() / 1000.0
+
     def _tick(self) -> None:
         self.autosave()
         if self.lock is not None:

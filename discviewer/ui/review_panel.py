@@ -9,10 +9,14 @@ window decides what to show; the panel builds views and reports user navigation 
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from PySide6 import QtCore, QtWidgets
 
 from discviewer.ui.link_controller import LinkController
-from discviewer.ui.vtk_slice_view import VtkSliceView
+
+if TYPE_CHECKING:  # VTK is imported with the first viewport, not at start-up (bench_startup.py)
+    from discviewer.ui.vtk_slice_view import VtkSliceView
 
 Qt = QtCore.Qt
 
@@ -45,6 +49,8 @@ class ViewportFrame(QtWidgets.QFrame):
             lay.addWidget(label)
             self.empty_label = label
         else:
+            from discviewer.ui.vtk_slice_view import VtkSliceView
+
             self.view = VtkSliceView(self, plane=plane)
             lay.addWidget(self.view)
             self.view.viewport().installEventFilter(self)

@@ -36,8 +36,9 @@ def test_title_menus_and_about(window):
     file_items = [a.text().replace("&", "") for a in menus["File"].actions() if not a.isSeparator()]
     assert file_items == ["New project", "Open project…", "Open folder…", "Open file…", "Open recent", "Save project",
                           "Save project as…", "Relink sources…", "Export", "Quit"]
-    assert [a.text().replace("&", "") for a in menus["Edit"].actions()] == ["Undo", "Redo"]
-    assert [a.text().replace("&", "") for a in menus["Help"].actions()] == ["About discviewer"]
+    assert [a.text().replace("&", "") for a in menus["Edit"].actions() if not a.isSeparator()] == [
+        "Undo", "Redo", "Preferences…"]
+    assert [a.text().replace("&", "") for a in menus["Help"].actions()] == ["Keyboard and mouse…", "About discviewer"]
     assert discviewer.RESEARCH_USE_NOTICE in about_text() and discviewer.__version__ in about_text()
 
 
