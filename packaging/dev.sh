@@ -10,11 +10,13 @@ ROOT=$(pwd)
 VENV="$ROOT/.venv"
 PY=${PYTHON:-python3}
 
-# Debian packages the app and the tests need: X server for GUI tests, GL/EGL for VTK, xcb libs for Qt.
+# Debian packages the app and the tests need: X server for GUI tests, GL/EGL for VTK, xcb libs for Qt,
+# Orthanc (+ its DICOMweb plugin) for the PACS tests.
 APT_PACKAGES="xvfb xauth libgl1 libegl1 libegl-mesa0 libgl1-mesa-dri libglx-mesa0 libosmesa6 \
 libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-randr0 \
 libxcb-render-util0 libxcb-shape0 libxcb-xfixes0 libxcb-xkb1 libxcb-xinerama0 libfontconfig1 \
-fonts-dejavu-core libdbus-1-3 libxrender1 libxi6 libsm6 libice6 libglib2.0-0"
+fonts-dejavu-core libdbus-1-3 libxrender1 libxi6 libsm6 libice6 libglib2.0-0 \
+orthanc orthanc-dicomweb"  # a real PACS for tests/core/test_pacs.py (started on loopback by the tests)
 
 setup_apt() {
     command -v dpkg-query >/dev/null 2>&1 || { echo "not a Debian system: install the X/GL libraries yourself" >&2; return 0; }

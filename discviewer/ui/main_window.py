@@ -119,6 +119,9 @@ class MainWindow(QtWidgets.QMainWindow):
         from discviewer.ui.export_ui import ExportUI
 
         self.export = ExportUI(self)  # File → Export (images, montages, sequences; rendered offscreen)
+        from discviewer.ui.pacs_ui import PacsUI
+
+        self.pacs = PacsUI(self)  # File → Query/Retrieve…
         from discviewer.ui.preferences_ui import PreferencesUI
 
         self.prefs_ui = PreferencesUI(self)  # Edit → Preferences…; restores and applies the stored preferences

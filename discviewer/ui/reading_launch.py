@@ -181,7 +181,17 @@ def run_reading(path, *, reader: str | None = None, session: str | None = None) 
     """Run the app with the reading window until it closes; returns the exit code."""
     from discviewer.ui.app import create_app
 
+    from discviewer import logsetup
+
+    if not logsetup.is_configured():
+        logsetup.setup_logging()
     app = create_app()
+    if not os.environ.get("DISCVIEWER_SCREENSHOT"):  # first start: the research-use notice, as in app.run
+        from discviewer.ui.help_ui import acknowledge_research_use
+        from discviewer.ui.preferences_ui import app_settings
+
+        if not acknowledge_research_use(app_settings()):
+            return 1
     try:
         w = open_reading(path, reader=reader, session=session)
     except ReadingLaunchError as exc:
@@ -189,6 +199,9 @@ def run_reading(path, *, reader: str | None = None, session: str | None = None) 
         return 2
     w.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, True)
     w.show()
+    from discviewer.ui.crash_ui import install_excepthook
+
+    install_excepthook(w)  # log, autosave (a local project), crash report, dialog
     shot = os.environ.get("DISCVIEWER_SCREENSHOT")
     if shot:
         def grab(*_):

@@ -34,8 +34,8 @@ def test_title_menus_and_about(window):
     menus = {a.text().replace("&", ""): a.menu() for a in window.menuBar().actions()}
     assert set(menus) >= {"File", "Edit", "Help"}
     file_items = [a.text().replace("&", "") for a in menus["File"].actions() if not a.isSeparator()]
-    assert file_items == ["New project", "Open project…", "Open folder…", "Open file…", "Open recent", "Save project",
-                          "Save project as…", "Relink sources…", "Export", "Quit"]
+    assert file_items == ["New project", "Open project…", "Open folder…", "Open file…", "Open recent",
+                          "Query/Retrieve…", "Save project", "Save project as…", "Relink sources…", "Export", "Quit"]
     assert [a.text().replace("&", "") for a in menus["Edit"].actions() if not a.isSeparator()] == [
         "Undo", "Redo", "Preferences…"]
     assert [a.text().replace("&", "") for a in menus["Help"].actions()] == ["Keyboard and mouse…", "About discviewer"]
