@@ -113,17 +113,24 @@ class MeasureUI(QtCore.QObject):
             "Fit R2* (s⁻¹) of the active multi-echo series and show it as a colour overlay")
         act("carry", "Copy selected to all visits", self.carry_selected, "Ctrl+Shift+C",
             "Map the selected annotation to every other visit through the registration and measure it there")
+        label_all = act("label_all", "Label discs from this one", self.label_discs_from_one, "Ctrl+B",
+                        "Find the discs above and below the selected (or just placed) disc label — or the "
+                        "disc at the view point, named by the Level box — and label them in order")
+        tb.addAction(label_all)
         act("propagate_labels", "Propagate disc labels to all visits", self.propagate_labels, "Ctrl+Shift+B",
             "Copy this visit's disc labels to every visit through the registration")
         menu.addSeparator()
         self.delete_action = menu.addAction("Delete selected annotation", self.tools.delete_selected)
+        self.delete_action.setToolTip("Delete the selected annotation or measurement (undoable)")
         self.delete_action.setShortcut(QtGui.QKeySequence(QtGui.QKeySequence.StandardKey.Delete))
         self.delete_action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
         w.addAction(self.delete_action)
         menu.addSeparator()
         self.measurements_action = menu.addAction("Measurements panel", self.show_measurements)
+        self.measurements_action.setToolTip("The measurements table (level × visit), ROI histogram and trend plots")
         self.measurements_action.setShortcut(QtGui.QKeySequence("Ctrl+Shift+M"))
         self.scores_action = menu.addAction("Scores panel", self.show_scores)
+        self.scores_action.setToolTip("Visual scores (Pfirrmann, Modic, HIZ, iron) of this disc level at this visit")
         self.scores_action.setShortcut(QtGui.QKeySequence("Ctrl+Shift+G"))
         w.actions_by_name["measurements"] = self.measurements_action
         w.actions_by_name["scores"] = self.scores_action
@@ -498,3 +505,89 @@ class MeasureUI(QtCore.QObject):
                     n += 1
         self._status(f"Disc labels propagated to {n} visit(s)")
         return n
+
+    #: an existing disc label this close (mm) to a found disc is that disc: it is updated, not duplicated
+    LABEL_MATCH_MM = 6.0
+
+    def label_discs_from_one(self) -> dict:
+        """Label the discs above and below one (see `discviewer.disc_finder`): the anchor is the
+        selected disc label of the active visit, else the one last placed there, else the disc at
+        the view point named by the Level box. One undo step. An existing label within
+        `LABEL_MATCH_MM` of a found disc is updated to it (level and centre; the anchor keeps its
+        point); a label the reader placed elsewhere keeps its level — that found disc is skipped.
+        Returns level → centre of the labels written."""
+        import dataclasses
+
+        from discviewer import levels
+        from discviewer.disc_finder import label_discs
+
+        w = self.window
+        frame = w.review.active
+        ws = w.project.workspace
+        if frame is None or frame.view is None or frame.view.volume is None or not frame.visit_id:
+            self._status("Label discs: show a sagittal T2 first")
+            return {}
+        visit = frame.visit_id
+        own = [a for a in ws.annotations if a.kind == levels.DISC_LABEL_KIND and a.visit_id == visit
+               and a.level and a.points]
+        anchor = self._selected()
+        if anchor is None or anchor.kind != levels.DISC_LABEL_KIND or anchor.visit_id != visit or not anchor.level:
+            anchor = max(own, key=lambda a: a.modified or a.created) if own else None
+        if anchor is not None and anchor.level not in levels.DISC_LEVELS:
+            self._status(f"Label discs: {anchor.level!r} is not a disc level")
+            return {}
+        seed, name = ((anchor.points[0], anchor.level) if anchor is not None
+                      else (tuple(frame.view.pipeline.point()), self.level))
+        volume = w.controller._own.get(id(frame)) or frame.view.volume
+        QtWidgets.QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+        try:
+            found = label_discs(volume, seed, name)
+        except ValueError as exc:
+            self._status(f"Label discs: {exc}")
+            return {}
+        finally:
+            QtWidgets.QApplication.restoreOverrideCursor()
+        info = getattr(frame.candidate, "info", None)
+        series_uid = info.series_uid if info is not None else ""
+        method = f"found along the spine from {name} (discviewer.disc_finder)"
+        # match existing labels to found discs by distance first, then by level
+        free = [a for a in own if anchor is None or a.id != anchor.id]
+        records, kept = [], []
+        unmatched = {}
+        for level, d in found.items():
+            if anchor is not None and level == anchor.level:
+                continue  # the reader's own click stays where it is
+            p = np.asarray(d.center_lps, float)
+            near = [a for a in free if np.linalg.norm(np.asarray(a.points[0], float) - p) <= self.LABEL_MATCH_MM]
+            if near:
+                a = min(near, key=lambda a: np.linalg.norm(np.asarray(a.points[0], float) - p))
+                free.remove(a)
+                records.append(dataclasses.replace(a, level=level, points=(tuple(float(x) for x in p),),
+                                                   series_uid=series_uid or a.series_uid, method=method,
+                                                   reader=ws.user or a.reader,
+                                                   extra={**a.extra, "confidence": round(d.confidence, 3)}))
+            else:
+                unmatched[level] = p
+        held = {a.level for a in free}
+        kept += [r.level for r in records if r.level in held]  # that level is the reader's elsewhere
+        records = [r for r in records if r.level not in held]
+        taken = held | {r.level for r in records}
+        for level, p in unmatched.items():
+            if level in taken:
+                kept.append(level)  # the reader labelled this level elsewhere: keep theirs
+                continue
+            records.append(levels.disc_label_annotation(level, p, visit, series_uid=series_uid, reader=ws.user,
+                                                        method=method,
+                                                        extra={"confidence": round(found[level].confidence, 3)}))
+        if records:
+            with ws.history.group("Label discs from one"):
+                levels.store_disc_labels(ws.annotations, records)
+        written = {r.level: tuple(r.points[0]) for r in records}
+        msg = f"Labelled {len(written)} disc(s) from {name}: {', '.join(levels.sort_levels(written)) or 'none'}"
+        if kept:
+            msg += f"; kept your own {', '.join(kept)} (not at a found disc)"
+        doubtful = [r.level for r in records if found[r.level].confidence < 0.5]
+        if doubtful:
+            msg += f"; check {', '.join(levels.sort_levels(doubtful))} (low confidence)"
+        self._status(msg)
+        return written
