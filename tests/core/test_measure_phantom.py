@@ -258,15 +258,11 @@ def test_r2star_tissue_within_2_percent(size, small, full):
     assert max(mean_marrow) <= 0.02
 
 
-def test_r2star_map_speed_small_phantom(small):
-    import time
-
-    gre = small.patients[0].visits[1].series_by_key("gre")
-    t = time.perf_counter()
-    m = r2star_map(gre.arrays, gre.echo_times)
-    t1 = time.perf_counter() - t
-    t = time.perf_counter()
-    r2star_map(gre.arrays, gre.echo_times, noise_sigma=small.patients[0].visits[1].noise_sigma)
-    t2 = time.perf_counter() - t
-    print(f"\nr2star_map 5 × 9×160×160: log-linear {t1:.2f} s, rician {t2:.2f} s")
-    assert m.r2s_per_s.shape == gre.array.shape and t1 < 1.0 and t2 < 2.0
+def test_r2star_map_whole_series_small_phantom(small):
+    """Both fits run over a whole multi-echo series (speed: benchmarks/bench_r2star.py)."""
+    v = small.patients[0].visits[1]
+    gre = v.series_by_key("gre")
+    for kw in ({}, {"noise_sigma": v.noise_sigma}):
+        m = r2star_map(gre.arrays, gre.echo_times, **kw)
+        assert m.r2s_per_s.shape == gre.array.shape
+        assert np.isfinite(m.r2s_per_s).mean() > 0.5
