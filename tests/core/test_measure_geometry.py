@@ -258,14 +258,11 @@ def _echoes(r2s, s0=1000.0, sigma=0.0, shape=(9, 160, 160), seed=1):
     return out
 
 
-def test_r2star_exact_without_noise_and_fast():
-    import time
-
+def test_r2star_exact_without_noise():
+    """(speed: benchmarks/bench_r2star.py)"""
     r = np.linspace(5, 300, 160)[None, None, :] * np.ones((9, 160, 160))
     echoes = _echoes(r)
-    t = time.perf_counter()
     m = r2star_map(echoes, TES)
-    assert time.perf_counter() - t < 1.0
     np.testing.assert_allclose(m.r2s_per_s, r, rtol=1e-5)
     np.testing.assert_allclose(m.s0, 1000.0, rtol=1e-4)
     assert m.method == "loglinear" and np.nanmax(m.rmse) < 1e-2
