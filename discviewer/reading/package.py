@@ -99,7 +99,8 @@ from discviewer.reading.answers import ReaderProgress
 from discviewer.reading.blinding import identifying_strings, neutral_series_title
 from discviewer.reading.questions import AnswerError, Question
 from discviewer.reading.session import (AnswerRecord, Case, HangingOptions, ReadingError, ReadingSession,
-                                        SeriesRef, SessionOptions, store_session, utc_iso, utc_now)
+                                        SeriesRef, SessionOptions, entries_for_role, store_session, utc_iso,
+                                        utc_now)
 from discviewer.workspace.data import AuditEntry
 from discviewer.workspace.project import Workspace
 
@@ -179,10 +180,10 @@ def _hanging_entries(visit, hanging: HangingOptions) -> list:
     """The visit's series entries the hanging shows: by role (in the hanging's order), preferring
     entries acquired in one of the hanging's planes when there are any."""
     out = []
-    for role in hanging.roles:
-        entries = [e for e in visit.series if e.role.value == role]
+    for role in hanging.roles:  # a missing gradient-echo role is stood in for by the other (session.ROLE_STAND_INS)
+        entries = entries_for_role(visit.series, role)
         in_plane = [e for e in entries if e.plane in hanging.planes]
-        out += in_plane or entries
+        out += [e for e in (in_plane or entries) if e not in out]
     return out
 
 

@@ -160,6 +160,21 @@ class Case:
                    series=tuple(SeriesRef(**s) for s in d.get("series", ())))
 
 
+#: a hanging role the visit lacks is shown by its stand-in when the visit has one: both gradient-echo
+#: roles are T2*-weighted, and studies differ in which one they acquire (single- or multi-echo)
+ROLE_STAND_INS: dict[str, tuple[str, ...]] = {"T2* GRE": ("multi-echo GRE",), "multi-echo GRE": ("T2* GRE",)}
+
+
+def entries_for_role(series, role: str) -> list:
+    """The series entries of a visit (`Visit.series`) with `role`, else those of its first stand-in
+    (`ROLE_STAND_INS`) the visit has."""
+    for r in (role, *ROLE_STAND_INS.get(role, ())):
+        found = [e for e in series if getattr(e.role, "value", e.role) == r]
+        if found:
+            return found
+    return []
+
+
 @dataclass(frozen=True)
 class HangingOptions:
     """What each case shows: series `roles` (in order) in the `planes` given, and whether the

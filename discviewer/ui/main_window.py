@@ -625,6 +625,8 @@ class MainWindow(QtWidgets.QMainWindow):
     def _toggle_scheme(self, on: bool) -> None:
         for f in self.review.view_frames():
             f.view.set_mouse_scheme("crosshair" if on else "pacs")
+            if not on and self.review.mode != "mpr":  # the MPR layout keeps its shared crosshair
+                f.view.set_crosshair(None)  # crosshair off: its lines go too
 
     def _apply_wl_preset(self, rel) -> None:
         from discviewer.linking import IntensityNormalizer

@@ -156,7 +156,7 @@ class HistogramView(QtWidgets.QWidget):
             self.clear(f"{title}: ROI statistics are not available (discviewer.measure missing)")
             return
         try:
-            stats = roi_stats(volume, plane_roi_of(annotation))
+            stats = roi_stats(volume, plane_roi_of(annotation, (annotation.extra or {}).get("roi_kind")))  # iron: its ROI
         except Exception as exc:
             self.clear(f"{title}: ROI statistics failed: {exc}")
             return

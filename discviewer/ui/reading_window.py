@@ -67,7 +67,7 @@ from discviewer.reading.answers import (AnswerLockedError, EmptyAnswersError, Mi
                                         ReadGateError)
 from discviewer.reading.blinding import APP_TITLE, REREAD_TITLE, blinded_title, neutral_series_title
 from discviewer.reading.questions import AnswerError
-from discviewer.reading.session import ReadingError
+from discviewer.reading.session import ReadingError, entries_for_role
 from discviewer.ui.reading_questions import QuestionsPanel
 from discviewer.ui.vtk_slice_view import VtkSliceView
 
@@ -540,7 +540,7 @@ class ReadingWindow(QtWidgets.QMainWindow):
 
     @staticmethod
     def _pick_entry(visit, role: str, plane: str, keys):
-        entries = [e for e in visit.series if (not keys or e.key in keys) and e.role == role]
+        entries = [e for e in entries_for_role(visit.series, role) if not keys or e.key in keys]
         if not entries:
             return None
         same = [e for e in entries if e.plane == plane]

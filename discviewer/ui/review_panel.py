@@ -124,10 +124,10 @@ class ReviewPanel(QtWidgets.QWidget):
                 v.slice_changed.connect(lambda k, f=frame: self.slice_changed.emit(f, k))
             self._grid.addWidget(frame, c["row"], c["col"])
             self.frames.append(frame)
-        for r in range(max(rows, 1)):
-            self._grid.setRowStretch(r, 1)
-        for col in range(max(cols, 1)):
-            self._grid.setColumnStretch(col, 1)
+        for r in range(max(rows, 1, self._grid.rowCount())):  # a previous, larger grid's rows get no stretch
+            self._grid.setRowStretch(r, 1 if r < max(rows, 1) else 0)
+        for col in range(max(cols, 1, self._grid.columnCount())):
+            self._grid.setColumnStretch(col, 1 if col < max(cols, 1) else 0)
         self.shape = (rows, cols)
         self.mode = mode
         first = next((f for f in self.frames if f.view is not None), None)
@@ -169,15 +169,26 @@ class ReviewPanel(QtWidgets.QWidget):
 
     def toggle_maximize(self, frame: ViewportFrame, *, force: bool = False) -> None:
         """Double-click: show only this viewport; again: back to the grid."""
+        rows, cols = (max(n, 1) for n in self.shape)
         if self.maximized is frame and not force:
             self.maximized = None
             for f in self.frames:
                 f.show()
+            self._set_stretch(range(rows), range(cols))
         else:
             self.maximized = frame
             for f in self.frames:
                 f.setVisible(f is frame)
+            r, c, _, _ = self._grid.getItemPosition(self._grid.indexOf(frame))
+            self._set_stretch([r], [c])  # the hidden cells take no space: the viewport fills the area
         self.set_active(frame)
+
+    def _set_stretch(self, rows, cols) -> None:
+        rows, cols = set(rows), set(cols)
+        for r in range(self._grid.rowCount()):
+            self._grid.setRowStretch(r, 1 if r in rows else 0)
+        for c in range(self._grid.columnCount()):
+            self._grid.setColumnStretch(c, 1 if c in cols else 0)
 
     def shutdown(self) -> None:
         self.clear()

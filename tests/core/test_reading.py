@@ -672,3 +672,20 @@ def test_kappa_ci_in_the_report_is_clipped_to_the_range_of_kappa():
     lo, hi, note = _kappa_ci(SimpleNamespace(ci_low=-1.2, ci_high=0.1))
     assert (lo, hi) == (-1.0, 0.1) and note
     assert _kappa_ci(SimpleNamespace(ci_low=0.2, ci_high=0.9)) == (0.2, 0.9, "")
+
+
+def test_a_missing_gradient_echo_role_is_stood_in_for_by_the_other():
+    """The setup's default hanging asks for "T2* GRE"; a study with a multi-echo GRE shows that instead
+    (and vice versa), while other roles never stand in for each other."""
+    from types import SimpleNamespace as NS
+
+    from discviewer.reading.session import entries_for_role
+    from discviewer.roles import Role
+
+    me = NS(role=Role.MULTI_ECHO_GRE, key="me")
+    t2 = NS(role=Role.T2_SAG, key="t2")
+    assert entries_for_role([t2, me], "T2* GRE") == [me]
+    single = NS(role=Role.T2STAR_GRE, key="s")
+    assert entries_for_role([single, me], "T2* GRE") == [single]  # its own role first
+    assert entries_for_role([t2, single], "multi-echo GRE") == [single]
+    assert entries_for_role([me], "T1 sag") == []

@@ -210,10 +210,16 @@ def test_keyboard_shortcuts_work_while_a_view_has_focus(window, qtbot):
 def test_double_click_maximises_and_restores(window, qtbot):
     frames = hang(window, qtbot)
     target = frames[2]
+    grid_size = target.size()
+    area = window.review.size()
     target.view.maximize_requested.emit()
     assert all(f.isHidden() for f in frames if f is not target) and target.isVisible()
+    qtbot.waitUntil(lambda: target.width() > 0.9 * area.width() and target.height() > 0.9 * area.height(),
+                    timeout=3000)  # it fills the image area, not its old grid cell
     target.view.maximize_requested.emit()
     assert all(f.isVisible() for f in frames)
+    qtbot.waitUntil(lambda: abs(target.width() - grid_size.width()) <= 2
+                    and abs(target.height() - grid_size.height()) <= 2, timeout=3000)
 
 
 def test_all_echoes_side_by_side_share_an_absolute_window(window, qtbot, events):
@@ -298,3 +304,19 @@ def test_renaming_a_visit_retitles_its_viewport(window, qtbot):
     assert frames[1].view.overlay_text("series").startswith("3 months")
     visit.set_label(None)
     assert frames[1].view.overlay_text("series").startswith("3 m (day 96)")
+
+
+def test_crosshair_off_removes_its_lines_from_every_view(window, qtbot):
+    """X on: a point picked in one visit shows the crosshair in every linked visit; X off: gone everywhere."""
+    frames = hang(window, qtbot)
+    act = window.actions_by_name["crosshair"]
+    act.trigger()  # on
+    assert act.isChecked()
+    src = frames[0].view
+    src.point_picked.emit(np.asarray(src.pipeline.point(), float))
+    assert all(f.view.pipeline.crosshair() is not None for f in frames)
+    assert all(f.view.pipeline.crosshair_actor.GetVisibility() for f in frames)
+    act.trigger()  # off
+    assert not act.isChecked()
+    assert all(f.view.pipeline.crosshair() is None for f in frames)
+    assert not any(f.view.pipeline.crosshair_actor.GetVisibility() for f in frames)
