@@ -15,7 +15,11 @@ Fields (defaults in brackets):
 - `reader_name` [""]: recorded as the reader of new annotations and in the audit log ("" = the
   login name).
 - `acknowledged_version` [""]: the app version whose research-use notice the user accepted.
-- `pacs_nodes` [[]]: remote DICOM nodes, opaque JSON-able dicts owned by the PACS code.
+- `pacs_nodes` [[]]: the remote DICOM nodes of File → Query/Retrieve…, each a
+  `discviewer.pacs.RemoteNode.to_dict()` dict (name, host, port, called / calling AE title, transport,
+  URL, retrieve method, C-MOVE port, timeout). Here only "a list of JSON-able objects" is checked; the
+  app's store (`discviewer.ui.preferences_ui.PreferencesStore`) keeps the entries that pass
+  `RemoteNode.validated()`, edited on the Preferences dialog's PACS page.
 
 `validate()` returns the problems as texts (empty when valid); `from_dict` is lenient — it keeps the
 defaults for missing, unknown or invalid fields (a settings file from another version must never

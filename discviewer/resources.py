@@ -2,8 +2,8 @@
 
 `resources_dir()` returns the first existing folder of:
 1. `$DISCVIEWER_RESOURCES` (an override for tests and for unusual installs; must exist);
-2. `discviewer/_resources/` inside the installed package (where a wheel build should copy the
-   top-level `resources/` folder through package data);
+2. `discviewer/_resources/` inside the installed package (a wheel, an sdist install or the PyInstaller
+   bundle: setup.py maps the top-level `resources/` folder there);
 3. `resources/` at the top of the source tree, next to the `discviewer/` package (a checkout or an
    editable install);
 4. `<sys.prefix>/share/discviewer/resources` (a data-files install).

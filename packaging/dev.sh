@@ -16,7 +16,9 @@ APT_PACKAGES="xvfb xauth libgl1 libegl1 libegl-mesa0 libgl1-mesa-dri libglx-mesa
 libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-randr0 \
 libxcb-render-util0 libxcb-shape0 libxcb-xfixes0 libxcb-xkb1 libxcb-xinerama0 libfontconfig1 \
 fonts-dejavu-core libdbus-1-3 libxrender1 libxi6 libsm6 libice6 libglib2.0-0 \
-orthanc orthanc-dicomweb"  # a real PACS for tests/core/test_pacs.py (started on loopback by the tests)
+orthanc orthanc-dicomweb \
+desktop-file-utils shared-mime-info"  # orthanc: a real PACS for tests/core/test_pacs.py (started on loopback by
+# the tests); desktop-file-utils, shared-mime-info: tests/test_packaging.py validates the desktop entry and MIME type
 
 setup_apt() {
     command -v dpkg-query >/dev/null 2>&1 || { echo "not a Debian system: install the X/GL libraries yourself" >&2; return 0; }

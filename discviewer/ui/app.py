@@ -42,6 +42,8 @@ def create_app(argv: Sequence[str] | None = None) -> QtWidgets.QApplication:
     app.setApplicationDisplayName("discviewer")
     app.setApplicationVersion(discviewer.__version__)
     app.setOrganizationName("discviewer")
+    from discviewer.ui.app_icon import app_icon
+    app.setWindowIcon(app_icon())  # title bar / task switcher; desktop menus use resources/discviewer.desktop
     return app
 
 

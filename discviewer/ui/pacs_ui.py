@@ -1,8 +1,10 @@
 """File → Query/Retrieve…: search a PACS, retrieve studies / series into the local cache and open them.
 
-`PacsUI(window)` adds the action and keeps the remote nodes in the window's QSettings (key
-"pacs/nodes", the JSON text of `discviewer.pacs.nodes_to_json`). `QueryRetrieveDialog`:
-- node box with Add… / Edit… / Remove and **Test** (C-ECHO, or a QIDO-RS search for DICOMweb);
+`PacsUI(window)` adds the action. The remote nodes are the preferences' `pacs_nodes` (one store:
+`discviewer.ui.preferences_ui`, Edit → Preferences… → PACS, where they are added, edited and tested).
+`QueryRetrieveDialog`:
+- node box with **Edit nodes…** (the Preferences dialog on its PACS page; the box follows its OK) and
+  **Test** (C-ECHO, or a QIDO-RS search for DICOMweb);
 - filters: level (patient / study / series), patient ID, name, study dates from–to, modality,
   description; **Search** fills the results table;
 - **Retrieve** the selected rows (C-GET, or C-MOVE where the node says so) or **All visits** of the
@@ -12,7 +14,8 @@
 
 All network work runs in `workers.Job` threads; a `PacsError`'s message is shown as is. The methods
 `test_node`, `search`, `retrieve_selected`, `retrieve_all_visits` and `send_files` start the same jobs
-without clicks (tests, scripts) and return the Job.
+without clicks (tests, scripts) and return the Job; `set_nodes` replaces the node list (stored through
+the preferences by `PacsUI`).
 """
 from __future__ import annotations
 
@@ -20,13 +23,10 @@ from dataclasses import dataclass
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from discviewer.pacs import (PacsError, QueryFilter, RemoteNode, SeriesCache, SeriesRecord,
-                             StudyRecord, nodes_from_json, nodes_to_json)
-from discviewer.pacs.nodes import RETRIEVE_METHODS, TRANSPORTS
+from discviewer.pacs import PacsError, QueryFilter, RemoteNode, SeriesCache, SeriesRecord, StudyRecord
 from discviewer.ui.workers import Job
 
 Qt = QtCore.Qt
-SETTINGS_KEY = "pacs/nodes"
 LEVELS = ("study", "series", "patient")
 
 
@@ -57,66 +57,6 @@ def _fmt_date(d: str) -> str:
     return f"{d[:4]}-{d[4:6]}-{d[6:]}" if len(d) == 8 and d.isdigit() else d
 
 
-class NodeDialog(QtWidgets.QDialog):
-    """Edit one RemoteNode."""
-
-    def __init__(self, parent=None, node: RemoteNode | None = None) -> None:
-        super().__init__(parent)
-        self.setWindowTitle("PACS node")
-        n = node or RemoteNode("PACS", host="", port=104)
-        form = QtWidgets.QFormLayout(self)
-        self.name = QtWidgets.QLineEdit(n.name)
-        self.transport = QtWidgets.QComboBox()
-        self.transport.addItems(list(TRANSPORTS))
-        self.transport.setCurrentText(n.transport)
-        self.host = QtWidgets.QLineEdit(n.host)
-        self.port = QtWidgets.QSpinBox()
-        self.port.setRange(1, 65535)
-        self.port.setValue(n.port)
-        self.called = QtWidgets.QLineEdit(n.called_ae)
-        self.calling = QtWidgets.QLineEdit(n.calling_ae)
-        self.url = QtWidgets.QLineEdit(n.url)
-        self.url.setPlaceholderText("http://pacs:8042/dicom-web")
-        self.retrieve = QtWidgets.QComboBox()
-        self.retrieve.addItems(list(RETRIEVE_METHODS))
-        self.retrieve.setCurrentText(n.retrieve)
-        self.move_port = QtWidgets.QSpinBox()
-        self.move_port.setRange(1, 65535)
-        self.move_port.setValue(n.move_port)
-        self.timeout = QtWidgets.QDoubleSpinBox()
-        self.timeout.setRange(0.5, 600)
-        self.timeout.setSuffix(" s")
-        self.timeout.setValue(n.timeout)
-        for label, w in (("Name", self.name), ("Transport", self.transport), ("Host", self.host), ("Port", self.port),
-                         ("Called AE title (PACS)", self.called), ("Calling AE title (us)", self.calling),
-                         ("DICOMweb URL", self.url), ("Retrieve with", self.retrieve),
-                         ("C-MOVE port (ours)", self.move_port), ("Timeout", self.timeout)):
-            form.addRow(label, w)
-        self.error = QtWidgets.QLabel()
-        self.error.setStyleSheet("color: #c0392b")
-        form.addRow(self.error)
-        box = QtWidgets.QDialogButtonBox(QtWidgets.QDialogButtonBox.StandardButton.Ok
-                                         | QtWidgets.QDialogButtonBox.StandardButton.Cancel)
-        box.accepted.connect(self.accept)
-        box.rejected.connect(self.reject)
-        form.addRow(box)
-
-    def node(self) -> RemoteNode:
-        return RemoteNode(self.name.text(), host=self.host.text(), port=self.port.value(),
-                          called_ae=self.called.text(), calling_ae=self.calling.text(),
-                          transport=self.transport.currentText(), url=self.url.text(),
-                          retrieve=self.retrieve.currentText(), move_port=self.move_port.value(),
-                          timeout=self.timeout.value()).validated()
-
-    def accept(self) -> None:
-        try:
-            self.node()
-        except ValueError as exc:
-            self.error.setText(str(exc))
-            return
-        super().accept()
-
-
 class QueryRetrieveDialog(QtWidgets.QDialog):
     """See the module docstring."""
 
@@ -128,7 +68,7 @@ class QueryRetrieveDialog(QtWidgets.QDialog):
     failed = QtCore.Signal(str)
 
     def __init__(self, parent=None, *, nodes: list[RemoteNode] | None = None, cache: SeriesCache | None = None,
-                 open_paths=None, track=None) -> None:
+                 open_paths=None, track=None, edit_nodes=None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Query / Retrieve")
         self.resize(900, 560)
@@ -136,6 +76,7 @@ class QueryRetrieveDialog(QtWidgets.QDialog):
         self._cache = cache
         self.open_paths = open_paths  # callable(list of folders) or None
         self._track = track
+        self.edit_nodes = edit_nodes  # callable() opening the node editor (Preferences → PACS), or None
         self.records: list = []
         self.job: Job | None = None
         self.last_result = None
@@ -146,10 +87,11 @@ class QueryRetrieveDialog(QtWidgets.QDialog):
         self.node_combo.setMinimumWidth(260)
         top.addWidget(QtWidgets.QLabel("PACS"))
         top.addWidget(self.node_combo, 1)
-        for text, slot in (("Add…", self.add_node), ("Edit…", self.edit_node), ("Remove", self.remove_node)):
-            b = QtWidgets.QPushButton(text)
-            b.clicked.connect(slot)
-            top.addWidget(b)
+        self.edit_nodes_button = QtWidgets.QPushButton("Edit nodes…")
+        self.edit_nodes_button.setToolTip("Add, edit, remove and test PACS nodes (Edit → Preferences… → PACS)")
+        self.edit_nodes_button.clicked.connect(self._on_edit_nodes)
+        self.edit_nodes_button.setVisible(edit_nodes is not None)
+        top.addWidget(self.edit_nodes_button)
         self.test_button = QtWidgets.QPushButton("Test")
         self.test_button.setToolTip("C-ECHO (DICOMweb: a one-result search)")
         self.test_button.clicked.connect(self.test_node)
@@ -217,6 +159,7 @@ class QueryRetrieveDialog(QtWidgets.QDialog):
         lay.addWidget(self.status)
         self._fill_nodes()
         self._update_buttons()
+        self._hint_if_no_nodes()
 
     # ------------------------------------------------------------------ nodes
     @property
@@ -240,30 +183,25 @@ class QueryRetrieveDialog(QtWidgets.QDialog):
         return self.node_combo.currentData()
 
     def set_nodes(self, nodes: list[RemoteNode], select: str | None = None) -> None:
+        """Replace the node list and announce it (`nodes_changed`: `PacsUI` stores it in the preferences)."""
+        self.show_nodes(nodes, select)
+        self.nodes_changed.emit(list(self.nodes))
+
+    def show_nodes(self, nodes: list[RemoteNode], select: str | None = None) -> None:
+        """Show this node list (the stored one changed); keeps the selected node where it still exists."""
         self.nodes = list(nodes)
         self._fill_nodes(select)
-        self.nodes_changed.emit(list(self.nodes))
         self._update_buttons()
+        self._hint_if_no_nodes()
 
-    def add_node(self) -> None:
-        dlg = NodeDialog(self)
-        if dlg.exec() == QtWidgets.QDialog.DialogCode.Accepted:
-            n = dlg.node()
-            self.set_nodes([m for m in self.nodes if m.name != n.name] + [n], n.name)
+    def _hint_if_no_nodes(self) -> None:
+        if not self.nodes and not self._busy():
+            self.status.setText("No PACS node yet: Edit nodes… (Edit → Preferences… → PACS) adds one.")
+            self.status.setStyleSheet("")
 
-    def edit_node(self) -> None:
-        cur = self.node()
-        if cur is None:
-            return self.add_node()
-        dlg = NodeDialog(self, cur)
-        if dlg.exec() == QtWidgets.QDialog.DialogCode.Accepted:
-            n = dlg.node()
-            self.set_nodes([n if m.name == cur.name else m for m in self.nodes], n.name)
-
-    def remove_node(self) -> None:
-        cur = self.node()
-        if cur is not None:
-            self.set_nodes([m for m in self.nodes if m.name != cur.name])
+    def _on_edit_nodes(self) -> None:
+        if self.edit_nodes is not None:
+            self.edit_nodes()
 
     # ------------------------------------------------------------------ jobs
     def _busy(self) -> bool:
@@ -285,7 +223,7 @@ class QueryRetrieveDialog(QtWidgets.QDialog):
     def _start(self, what: str, fn, on_success) -> Job | None:
         node = self.node()
         if node is None:
-            self._show_error("Add a PACS node first (Add…).")
+            self._show_error("Add a PACS node first (Edit nodes…, or Edit → Preferences… → PACS).")
             return None
         if self._busy():
             return None
@@ -472,7 +410,7 @@ class QueryRetrieveDialog(QtWidgets.QDialog):
 
 
 class PacsUI(QtCore.QObject):
-    """File → Query/Retrieve… of a MainWindow; nodes in the window's QSettings."""
+    """File → Query/Retrieve… of a MainWindow; its nodes are the window's preferences (`pacs_nodes`)."""
 
     def __init__(self, window) -> None:
         super().__init__(window)
@@ -502,33 +440,50 @@ class PacsUI(QtCore.QObject):
         idx = max((i for i, a in enumerate(acts) if a.text().replace("&", "").startswith("Open")), default=-1)
         return acts[idx + 1] if 0 <= idx + 1 < len(acts) else None
 
-    def _settings(self):
-        s = getattr(self.window, "settings", None)
-        if s is None:
-            from discviewer.ui.preferences_ui import app_settings
+    def _prefs_ui(self):
+        return getattr(self.window, "prefs_ui", None)
 
-            s = app_settings()
-        return s
+    def _store(self):
+        from discviewer.ui.preferences_ui import PreferencesStore
+
+        return PreferencesStore(getattr(self.window, "settings", None))
 
     def nodes(self) -> list[RemoteNode]:
-        raw = self._settings().value(SETTINGS_KEY, "")
-        try:
-            return nodes_from_json(raw if isinstance(raw, str) else "")
-        except (ValueError, TypeError):
-            return []
+        """The configured nodes (the preferences in force; the stored ones for a window without them)."""
+        ui = self._prefs_ui()
+        return ui.pacs_nodes() if ui is not None else self._store().nodes()
 
     def save_nodes(self, nodes) -> None:
-        s = self._settings()
-        s.setValue(SETTINGS_KEY, nodes_to_json(nodes))
-        s.sync()
+        """Store the node list in the preferences (ValueError for an invalid node)."""
+        ui = self._prefs_ui()
+        if ui is not None:
+            ui.set_pacs_nodes(nodes)
+            return
+        store = self._store()
+        prefs = store.load()
+        prefs.pacs_nodes = [n.validated().to_dict() for n in nodes]
+        store.save(prefs)
+
+    def edit_nodes(self):
+        """Edit → Preferences… on its PACS page (the node box follows its OK)."""
+        ui = self._prefs_ui()
+        return ui.open_dialog("PACS") if ui is not None else None
+
+    def _on_preferences_applied(self, _prefs) -> None:
+        if self.dialog is not None:
+            self.dialog.show_nodes(self.nodes())
 
     def open_dialog(self) -> QueryRetrieveDialog:
         if self.dialog is None:
             w = self.window
+            ui = self._prefs_ui()
             self.dialog = QueryRetrieveDialog(w, nodes=self.nodes(), cache=self.cache,
                                               open_paths=getattr(w, "open_paths", None),
-                                              track=getattr(w, "_track", None))
+                                              track=getattr(w, "_track", None),
+                                              edit_nodes=self.edit_nodes if ui is not None else None)
             self.dialog.nodes_changed.connect(self.save_nodes)
+            if ui is not None:
+                ui.applied.connect(self._on_preferences_applied)
         self.dialog.show()
         self.dialog.raise_()
         return self.dialog

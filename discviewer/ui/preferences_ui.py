@@ -13,23 +13,38 @@ Applied to the running window (`PreferencesUI.apply`):
 - default hanging protocol → the toolbar's protocol box and the review controller;
 - autosave interval → `ProjectController.set_autosave_interval`;
 - export defaults → `window.preferences`, read by the export dialogs (scale, de-identified);
-- reader name → the workspace's user: the reader of new annotations and the audit log's author.
+- reader name → the workspace's user: the reader of new annotations and the audit log's author;
+- PACS nodes → File → Query/Retrieve…'s node box (`PacsUI` listens to `applied`).
+
+PACS nodes: `Preferences.pacs_nodes` holds `RemoteNode.to_dict()` dicts — the one store of the node
+list. `PreferencesStore.load()` keeps only entries that pass `RemoteNode.validated()` (others are
+skipped and logged) and migrates, once, the node list older versions kept under the settings key
+"pacs/nodes" (read while `pacs_nodes` is empty, written into the preferences, the old key removed).
+The *PACS* page (`PacsNodesPanel`) lists them with Add… / Edit… (`NodeFormDialog`, which says what is
+wrong before it accepts) / Remove and **Test** (echo in a worker, short timeout: "OK — 12 ms" or the
+error's message). *Restore Defaults* asks before it removes the nodes (they are the user's data).
 """
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
+from dataclasses import dataclass, replace
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from discviewer.pacs.nodes import DEFAULT_CALLING_AE, RETRIEVE_METHODS, TRANSPORTS, RemoteNode
 from discviewer.preferences import (AUTOSAVE_RANGE_S, EXPORT_SCALE_RANGE, MOUSE_SCHEME_TITLES, MOUSE_SCHEMES,
                                     Preferences, PreferencesError, WindowPreset)
+
+log = logging.getLogger(__name__)
 
 Qt = QtCore.Qt
 SETTINGS_ENV = "DISCVIEWER_SETTINGS"
 GROUP = "preferences"
 WL_MENU_TITLE = "Window/level presets"
+OLD_NODES_KEY = "pacs/nodes"  # where versions before the PACS page kept the node list (nodes_to_json text)
 
 
 def app_settings() -> QtCore.QSettings:
@@ -48,6 +63,7 @@ class PreferencesStore:
         self.group = group
 
     def load(self) -> Preferences:
+        """The stored preferences; PACS nodes validated, the old "pacs/nodes" key migrated (module docstring)."""
         s = self.settings
         data = {}
         s.beginGroup(self.group)
@@ -60,7 +76,44 @@ class PreferencesStore:
                     data[key] = raw
         finally:
             s.endGroup()
-        return Preferences.from_dict(data)
+        raw_nodes = data.pop("pacs_nodes", [])
+        prefs = Preferences.from_dict(data)
+        if not isinstance(raw_nodes, list):  # one bad entry must not cost the others: checked one by one
+            log.warning("PACS nodes in the preferences skipped: not a list (%r)", raw_nodes)
+            raw_nodes = []
+        prefs.pacs_nodes = [n.to_dict() for n in pacs_nodes(raw_nodes, "the preferences")]
+        if not prefs.pacs_nodes:
+            self._migrate_nodes(prefs)
+        return prefs
+
+    def _migrate_nodes(self, prefs: Preferences) -> None:
+        """Move the node list of older versions (settings key "pacs/nodes") into `prefs` and the store."""
+        s = self.settings
+        if not s.contains(OLD_NODES_KEY):
+            return
+        raw = s.value(OLD_NODES_KEY, "")
+        try:
+            items = json.loads(raw) if isinstance(raw, str) and raw.strip() else []
+            items = items.get("nodes", []) if isinstance(items, dict) else items
+            if not isinstance(items, list):
+                raise ValueError("not a list of nodes")
+        except ValueError as exc:
+            log.warning("PACS nodes under the old settings key %r cannot be read (%s); left there", OLD_NODES_KEY,
+                        exc)
+            return
+        prefs.pacs_nodes = [n.to_dict() for n in pacs_nodes(items, f"the old settings key {OLD_NODES_KEY!r}")]
+        s.beginGroup(self.group)
+        try:
+            s.setValue("pacs_nodes", json.dumps(prefs.pacs_nodes))
+        finally:
+            s.endGroup()
+        s.remove(OLD_NODES_KEY)
+        s.sync()
+        log.info("moved %d PACS node(s) from the settings key %r into the preferences", len(prefs.pacs_nodes),
+                 OLD_NODES_KEY)
+
+    def nodes(self) -> list[RemoteNode]:
+        return pacs_nodes(self.load().pacs_nodes)
 
     def save(self, prefs: Preferences) -> None:
         prefs.check()
@@ -80,6 +133,30 @@ class PreferencesStore:
         prefs = Preferences(acknowledged_version=old.acknowledged_version, pacs_nodes=old.pacs_nodes)
         self.save(prefs)
         return prefs
+
+
+def pacs_nodes(items, where: str = "the preferences") -> list[RemoteNode]:
+    """The valid `RemoteNode`s of `items` (dicts of `RemoteNode.to_dict()`), each `validated()`; an invalid
+    entry or a second node of the same name is skipped and logged (naming `where` it came from)."""
+    out: list[RemoteNode] = []
+    for i, d in enumerate(items or []):
+        try:
+            if isinstance(d, RemoteNode):
+                node = d.validated()
+            elif isinstance(d, dict):
+                if not isinstance(d.get("name"), str):
+                    raise ValueError("the node has no name")
+                node = RemoteNode.from_dict(d).validated()
+            else:
+                raise ValueError(f"not an object: {d!r}")
+        except (TypeError, ValueError, AttributeError) as exc:
+            log.warning("PACS node %d in %s skipped: %s", i + 1, where, exc)
+            continue
+        if any(n.name == node.name for n in out):
+            log.warning("PACS node %d in %s skipped: a second node named %r", i + 1, where, node.name)
+            continue
+        out.append(node)
+    return out
 
 
 # -------------------------------------------------------------------------------------------------
@@ -170,16 +247,386 @@ class PresetTable(QtWidgets.QWidget):
         return out, problems
 
 
+TRANSPORT_TITLES = {"dimse": "DIMSE (C-ECHO, C-FIND, C-GET / C-MOVE)", "dicomweb": "DICOMweb (QIDO / WADO / STOW-RS)"}
+RETRIEVE_TITLES = {"get": "C-GET", "move": "C-MOVE"}
+
+
+def _ask(parent, kind: str, title: str, text: str, buttons) -> str:
+    """A message box through the project controller's `default_ask` (tests replace it)."""
+    from discviewer.ui import project_controller
+
+    return project_controller.default_ask(parent)(kind, title, text, list(buttons))
+
+
+class NodeFormDialog(QtWidgets.QDialog):
+    """Add or edit one `RemoteNode`. OK is refused, with the reason in red, while the node is invalid
+    (empty name or host, a name already used, AE titles of more than 16 characters or with a backslash,
+    ports outside 1–65535, no http(s) URL for DICOMweb). `node()` is the validated node."""
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None, node: RemoteNode | None = None, *,
+                 taken=()) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Edit PACS node" if node is not None else "Add PACS node")
+        self.setObjectName("pacs-node-form")
+        self.taken = {t for t in taken if node is None or t != node.name}
+        n = node or RemoteNode(self._free_name(), host="", port=104)
+        form = QtWidgets.QFormLayout(self)
+        self.form = form
+        self.name = QtWidgets.QLineEdit(n.name)
+        self.name.setToolTip("Shown in File → Query/Retrieve…'s node box; unique")
+        self.transport = QtWidgets.QComboBox()
+        for t in TRANSPORTS:
+            self.transport.addItem(TRANSPORT_TITLES.get(t, t), t)
+        self.transport.setCurrentIndex(max(self.transport.findData(n.transport), 0))
+        self.host = QtWidgets.QLineEdit(n.host)
+        self.host.setPlaceholderText("pacs.hospital.org or 10.0.0.5")
+        self.port = QtWidgets.QSpinBox()
+        self.port.setRange(1, 65535)
+        self.port.setValue(n.port if isinstance(n.port, int) and 0 < n.port < 65536 else 104)
+        self.port.setToolTip("The PACS's DICOM port (often 104, 4242 or 11112)")
+        self.called = QtWidgets.QLineEdit(n.called_ae)
+        self.called.setToolTip("The PACS's AE title (ask its administrator): 1–16 characters, no backslash")
+        self.calling = QtWidgets.QLineEdit(n.calling_ae)
+        self.calling.setPlaceholderText(DEFAULT_CALLING_AE)
+        self.calling.setToolTip("Our AE title, as the PACS knows us: 1–16 characters, no backslash")
+        self.url = QtWidgets.QLineEdit(n.url)
+        self.url.setPlaceholderText("http://pacs:8042/dicom-web")
+        self.url.setToolTip("The DICOMweb root (QIDO-RS / WADO-RS / STOW-RS), http:// or https://")
+        self.retrieve = QtWidgets.QComboBox()
+        for m in RETRIEVE_METHODS:
+            self.retrieve.addItem(RETRIEVE_TITLES.get(m, m), m)
+        self.retrieve.setCurrentIndex(max(self.retrieve.findData(n.retrieve), 0))
+        self.retrieve.setToolTip("C-GET needs no set-up on the PACS; C-MOVE needs the PACS to know our calling "
+                                 "AE title with this computer's address and the C-MOVE port")
+        self.move_port = QtWidgets.QSpinBox()
+        self.move_port.setRange(1, 65535)
+        self.move_port.setValue(n.move_port if isinstance(n.move_port, int) and 0 < n.move_port < 65536 else 11113)
+        self.move_port.setToolTip("Our storage port for C-MOVE (open only during a retrieve)")
+        self.timeout = QtWidgets.QDoubleSpinBox()
+        self.timeout.setRange(0.5, 600)
+        self.timeout.setSuffix(" s")
+        self.timeout.setValue(float(n.timeout) if n.timeout else 30.0)
+        self.timeout.setToolTip("Connect, association and per-answer timeout")
+        self._rows = {}
+        for key, label, w in (("name", "Name", self.name), ("transport", "Transport", self.transport),
+                              ("host", "Host", self.host), ("port", "Port", self.port),
+                              ("called", "Called AE title (PACS)", self.called),
+                              ("calling", "Calling AE title (us)", self.calling),
+                              ("url", "DICOMweb URL", self.url), ("retrieve", "Retrieve with", self.retrieve),
+                              ("move_port", "C-MOVE port (ours)", self.move_port),
+                              ("timeout", "Timeout", self.timeout)):
+            form.addRow(label, w)
+            self._rows[key] = w
+        self.error = QtWidgets.QLabel("")
+        self.error.setObjectName("node-form-error")
+        self.error.setStyleSheet("color: #c03030;")
+        self.error.setWordWrap(True)
+        form.addRow(self.error)
+        SB = QtWidgets.QDialogButtonBox.StandardButton
+        self.buttons = QtWidgets.QDialogButtonBox(SB.Ok | SB.Cancel)
+        self.ok_button = self.buttons.button(SB.Ok)
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+        form.addRow(self.buttons)
+        self.setMinimumWidth(460)
+        self._tried = False  # after a refused OK, the message follows every edit
+        self.transport.currentIndexChanged.connect(self._on_transport_changed)
+        for e in (self.name, self.host, self.called, self.calling, self.url):
+            e.textChanged.connect(self._revalidate)
+        for sp in (self.port, self.move_port):
+            sp.valueChanged.connect(self._revalidate)
+        self.retrieve.currentIndexChanged.connect(self._revalidate)
+        self._on_transport_changed()
+
+    def _free_name(self) -> str:
+        name, i = "PACS", 1
+        while name in self.taken:
+            i += 1
+            name = f"PACS {i}"
+        return name
+
+    def _on_transport_changed(self, *_):
+        web = self.transport.currentData() == "dicomweb"
+        for key in ("host", "port", "called", "calling", "retrieve", "move_port"):
+            self.form.setRowVisible(self._rows[key], not web)
+        self.form.setRowVisible(self._rows["url"], web)
+        self.move_port.setEnabled(self.retrieve.currentData() == "move")
+        self._revalidate()
+        self.adjustSize()
+
+    def _revalidate(self, *_):
+        self.move_port.setEnabled(self.retrieve.currentData() == "move")
+        if self._tried:
+            self._show_problem(self.problem())
+
+    def _show_problem(self, text: str) -> None:
+        if text != self.error.text():
+            self.error.setText(text)
+            self.adjustSize()
+
+    def raw_node(self) -> RemoteNode:
+        return RemoteNode(self.name.text(), host=self.host.text(), port=int(self.port.value()),
+                          called_ae=self.called.text(), calling_ae=self.calling.text(),
+                          transport=self.transport.currentData(), url=self.url.text(),
+                          retrieve=self.retrieve.currentData(), move_port=int(self.move_port.value()),
+                          timeout=float(self.timeout.value()))
+
+    def node(self) -> RemoteNode:
+        """The validated node, or ValueError with a message for the user."""
+        node = self.raw_node().validated()
+        if node.name in self.taken:
+            raise ValueError(f"a node named {node.name!r} exists already: choose another name")
+        return node
+
+    def problem(self) -> str:
+        """Why OK is refused ("" when the node is valid)."""
+        try:
+            self.node()
+        except ValueError as exc:
+            text = str(exc)
+            return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
+        return ""
+
+    def accept(self) -> None:
+        self._tried = True
+        problem = self.problem()
+        self._show_problem(problem)
+        if problem:
+            return
+        super().accept()
+
+
+@dataclass
+class _EchoFailed:
+    message: str
+
+
+class PacsNodesPanel(QtWidgets.QWidget):
+    """The PACS page: the node table, Add… / Edit… / Remove and Test (echo of the selected node).
+
+    `add_node()` / `edit_node()` open a `NodeFormDialog` without blocking and return it (its OK updates
+    the table); `test_node()` returns the running `Job`. Test uses at most `TEST_TIMEOUT_S`."""
+
+    COLUMNS = ("Name", "Transport", "Host:port / URL", "Called AE", "Calling AE", "Retrieve")
+    TEST_TIMEOUT_S = 5.0
+    nodes_edited = QtCore.Signal()
+    echo_finished = QtCore.Signal(float)  # seconds
+    echo_failed = QtCore.Signal(str)  # the message shown
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None, *, track=None) -> None:
+        super().__init__(parent)
+        self._nodes: list[RemoteNode] = []
+        self._track = track  # callable(Job): the window keeps (and at shutdown waits for) running jobs
+        self.job = None
+        self._testing: RemoteNode | None = None
+        self.form: NodeFormDialog | None = None
+        lay = QtWidgets.QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        intro = QtWidgets.QLabel("Remote DICOM nodes offered by File → Query/Retrieve…; a PACS must know our "
+                                 "calling AE title (for C-MOVE also this computer's address and the C-MOVE port).")
+        intro.setWordWrap(True)
+        lay.addWidget(intro)
+        self.table = QtWidgets.QTableWidget(0, len(self.COLUMNS))
+        self.table.setObjectName("pacs-node-table")
+        self.table.setHorizontalHeaderLabels(list(self.COLUMNS))
+        self.table.verticalHeader().hide()
+        self.table.setWordWrap(False)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QtWidgets.QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(2, QtWidgets.QHeaderView.ResizeMode.Stretch)
+        self.table.setToolTip("Double-click a node to edit it")
+        self.table.itemDoubleClicked.connect(lambda _item: self.edit_node())
+        self.table.itemSelectionChanged.connect(self._update_buttons)
+        lay.addWidget(self.table, 1)
+        row = QtWidgets.QHBoxLayout()
+        self.add_button = QtWidgets.QPushButton("Add…")
+        self.add_button.setToolTip("Add a PACS node (name, host, port, AE titles — or a DICOMweb URL)")
+        self.add_button.clicked.connect(lambda: self.add_node())
+        self.edit_button = QtWidgets.QPushButton("Edit…")
+        self.edit_button.setToolTip("Edit the selected node")
+        self.edit_button.clicked.connect(lambda: self.edit_node())
+        self.remove_button = QtWidgets.QPushButton("Remove")
+        self.remove_button.setToolTip("Remove the selected node (stored on OK)")
+        self.remove_button.clicked.connect(self.remove_node)
+        self.test_button = QtWidgets.QPushButton("Test")
+        self.test_button.setToolTip(f"C-ECHO the selected node (DICOMweb: a one-result search); gives up after "
+                                    f"{self.TEST_TIMEOUT_S:g} s")
+        self.test_button.clicked.connect(lambda: self.test_node())
+        for b in (self.add_button, self.edit_button, self.remove_button, self.test_button):
+            row.addWidget(b)
+        row.addStretch(1)
+        lay.addLayout(row)
+        self.test_label = QtWidgets.QLabel("")
+        self.test_label.setObjectName("pacs-test-result")
+        self.test_label.setWordWrap(True)
+        self.test_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        lay.addWidget(self.test_label)
+        self._update_buttons()
+
+    # ------------------------------------------------------------------ the list
+    def nodes(self) -> list[RemoteNode]:
+        return list(self._nodes)
+
+    def set_nodes(self, nodes, select: str | None = None) -> None:
+        current = select if select is not None else getattr(self.current_node(), "name", None)
+        self._nodes = list(nodes)
+        self.table.setRowCount(0)
+        for n in self._nodes:
+            r = self.table.rowCount()
+            self.table.insertRow(r)
+            web = n.transport == "dicomweb"
+            cells = (n.name, "DICOMweb" if web else "DIMSE", n.address, "" if web else n.called_ae,
+                     "" if web else n.calling_ae,
+                     "WADO-RS" if web else (f"C-MOVE (port {n.move_port})" if n.retrieve == "move" else "C-GET"))
+            for c, text in enumerate(cells):
+                item = QtWidgets.QTableWidgetItem(text)
+                item.setToolTip(n.describe())
+                self.table.setItem(r, c, item)
+        names = [n.name for n in self._nodes]
+        if current in names:
+            self.table.selectRow(names.index(current))
+        elif self._nodes:
+            self.table.selectRow(0)
+        self._update_buttons()
+
+    def current_node(self) -> RemoteNode | None:
+        rows = {i.row() for i in self.table.selectedIndexes()}
+        r = min(rows) if rows else -1
+        return self._nodes[r] if 0 <= r < len(self._nodes) else None
+
+    def select(self, name: str) -> None:
+        names = [n.name for n in self._nodes]
+        if name in names:
+            self.table.selectRow(names.index(name))
+
+    def _busy(self) -> bool:
+        try:
+            return self.job is not None and self.job.isRunning()
+        except RuntimeError:  # the window reaped (deleted) the finished job
+            return False
+
+    def _update_buttons(self) -> None:
+        has = self.current_node() is not None
+        self.edit_button.setEnabled(has)
+        self.remove_button.setEnabled(has)
+        self.test_button.setEnabled(has and not self._busy())
+
+    def _open_form(self, node: RemoteNode | None) -> NodeFormDialog:
+        form = NodeFormDialog(self, node, taken=[n.name for n in self._nodes])
+        form.setWindowModality(Qt.WindowModality.WindowModal)
+        old = node.name if node is not None else None
+
+        def accepted():
+            new = form.node()
+            if old is None:
+                nodes = self._nodes + [new]
+            else:
+                nodes = [new if n.name == old else n for n in self._nodes]
+            self.set_nodes(nodes, select=new.name)
+            self.test_label.setText("")
+            self.nodes_edited.emit()
+
+        form.accepted.connect(accepted)
+        self.form = form
+        form.open()
+        return form
+
+    def add_node(self) -> NodeFormDialog:
+        return self._open_form(None)
+
+    def edit_node(self) -> NodeFormDialog | None:
+        node = self.current_node()
+        return self._open_form(node) if node is not None else None
+
+    def remove_node(self) -> None:
+        node = self.current_node()
+        if node is None:
+            return
+        r = self._nodes.index(node)
+        rest = [n for n in self._nodes if n is not node]
+        self.set_nodes(rest, select=rest[min(r, len(rest) - 1)].name if rest else None)
+        self.test_label.setText("")
+        self.nodes_edited.emit()
+
+    # ------------------------------------------------------------------ Test
+    def test_node(self):
+        """Echo the selected node in a worker (`echo_finished` / `echo_failed`); the Job, or None."""
+        from discviewer.pacs import PacsError, echo
+        from discviewer.ui.workers import Job
+
+        node = self.current_node()
+        if node is None:
+            self._show_result("Select a node to test.", error=True)
+            return None
+        if self._busy():
+            return None
+        probe = replace(node, timeout=min(float(node.timeout or self.TEST_TIMEOUT_S), self.TEST_TIMEOUT_S))
+
+        def fn(progress, cancel):
+            try:
+                return echo(probe)
+            except (PacsError, ValueError) as exc:
+                return _EchoFailed(str(exc))
+
+        job = Job(fn, kind="pacs-echo")  # no parent: the window (or this panel) keeps it until it ends
+        job.succeeded.connect(self._on_echo_succeeded)
+        job.failed.connect(self._on_echo_crashed)
+        job.finished.connect(self._on_echo_ended)
+        self.job = job
+        self._testing = node
+        if self._track is not None:
+            self._track(job)
+        self.test_label.setStyleSheet("")
+        self.test_label.setText(f"Testing {node.describe()}…")
+        self.setCursor(Qt.CursorShape.BusyCursor)
+        job.start()
+        self._update_buttons()
+        return job
+
+    def _on_echo_succeeded(self, _rid: int, result) -> None:
+        name = self._testing.name if self._testing is not None else ""
+        if isinstance(result, _EchoFailed):
+            self._show_result(result.message, error=True)
+            self.echo_failed.emit(result.message)
+            return
+        seconds = float(result)
+        self._show_result(f"{name}: OK — {seconds * 1000:.0f} ms")
+        self.echo_finished.emit(seconds)
+
+    def _on_echo_crashed(self, _rid: int, message: str) -> None:
+        text = message.split("\n\n")[0]
+        self._show_result(text, error=True)
+        self.echo_failed.emit(text)
+
+    def _on_echo_ended(self) -> None:
+        self.unsetCursor()
+        QtCore.QTimer.singleShot(0, self._update_buttons)  # isRunning() turns False just after `finished`
+
+    def _show_result(self, text: str, *, error: bool = False) -> None:
+        self.test_label.setStyleSheet("color: #c03030;" if error else "color: #1e7a34;")
+        self.test_label.setText(text)
+
+    def wait(self, timeout_ms: int = 30000) -> None:
+        """Wait for a running Test (the dialog closes; with no window to keep the job)."""
+        if self._busy():
+            self.job.wait(timeout_ms)
+
+
 class PreferencesDialog(QtWidgets.QDialog):
-    """Pages Viewing, Hanging, Project, Export, Reader; OK / Cancel / Restore defaults.
+    """Pages Viewing, Hanging, Project, Export, Reader, PACS; OK / Cancel / Restore defaults.
 
     `preferences()` is the edited copy; `accept()` refuses (and shows why) while a value is invalid.
+    `track(job)` (the window's) keeps a running PACS Test alive when the dialog closes.
     """
 
-    PAGES = ("Viewing", "Hanging", "Project", "Export", "Reader")
+    PAGES = ("Viewing", "Hanging", "Project", "Export", "Reader", "PACS")
 
     def __init__(self, prefs: Preferences, *, protocols: list[str] | None = None,
-                 parent: QtWidgets.QWidget | None = None) -> None:
+                 parent: QtWidgets.QWidget | None = None, track=None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Preferences")
         self.setObjectName("preferences-dialog")
@@ -245,6 +692,10 @@ class PreferencesDialog(QtWidgets.QDialog):
         self.reader_edit.setToolTip("Recorded as the reader of new annotations and measurements, and in the "
                                     "project's audit log")
         form.addRow("Reader name", self.reader_edit)
+        # PACS
+        self.pacs_panel = PacsNodesPanel(track=track)
+        self._tracked = track is not None
+        self.stack.addWidget(self.pacs_panel)
 
         self.error_label = QtWidgets.QLabel("")
         self.error_label.setStyleSheet("color: #c03030;")
@@ -255,12 +706,13 @@ class PreferencesDialog(QtWidgets.QDialog):
         self.buttons.accepted.connect(self.accept)
         self.buttons.rejected.connect(self.reject)
         self.restore_button = self.buttons.button(SB.RestoreDefaults)
-        self.restore_button.setToolTip("Fill every page with the default values (applied on OK)")
+        self.restore_button.setToolTip("Fill every page with the default values (applied on OK); asks before it "
+                                       "removes the PACS nodes")
         self.restore_button.clicked.connect(self.restore_defaults)
         outer.addWidget(self.buttons)
         self.page_list.setCurrentRow(0)
         self.set_preferences(prefs)
-        self.resize(620, 420)
+        self.resize(820, 440)
 
     def _page(self):
         page = QtWidgets.QWidget()
@@ -285,10 +737,25 @@ class PreferencesDialog(QtWidgets.QDialog):
         self.scale_spin.setValue(float(prefs.export_scale))
         self.deid_box.setChecked(bool(prefs.export_deidentified))
         self.reader_edit.setText(prefs.reader_name)
+        self.pacs_panel.set_nodes(pacs_nodes(prefs.pacs_nodes))
         self.error_label.setText("")
 
-    def restore_defaults(self) -> None:
+    def restore_defaults(self) -> bool:
+        """Every page back to its default; the PACS nodes go only if the user says so. False: cancelled."""
+        nodes = self.pacs_panel.nodes()
+        keep = nodes
+        if nodes:
+            names = ", ".join(n.name for n in nodes)
+            choice = _ask(self, "question", "Restore defaults",
+                          f"Remove the {len(nodes)} PACS node{'s' if len(nodes) != 1 else ''} too ({names})? "
+                          "They are your own settings: the defaults have none.",
+                          ["Keep PACS nodes", "Remove PACS nodes", "Cancel"])
+            if choice not in ("Keep PACS nodes", "Remove PACS nodes"):
+                return False
+            keep = [] if choice == "Remove PACS nodes" else nodes
         self.set_preferences(Preferences())
+        self.pacs_panel.set_nodes(keep)
+        return True
 
     def problems(self) -> list[str]:
         return self._collect()[1]
@@ -303,6 +770,7 @@ class PreferencesDialog(QtWidgets.QDialog):
         prefs.export_scale = float(self.scale_spin.value())
         prefs.export_deidentified = self.deid_box.isChecked()
         prefs.reader_name = self.reader_edit.text().strip()
+        prefs.pacs_nodes = [n.to_dict() for n in self.pacs_panel.nodes()]
         return prefs, problems + [p for p in prefs.validate() if p not in problems]
 
     def preferences(self) -> Preferences:
@@ -320,6 +788,11 @@ class PreferencesDialog(QtWidgets.QDialog):
                 self.show_page("Viewing")
             return
         super().accept()
+
+    def done(self, r: int) -> None:  # noqa: D401 — Qt API
+        if not self._tracked:
+            self.pacs_panel.wait()  # nobody else keeps a running Test (at most TEST_TIMEOUT_S)
+        super().done(r)
 
 
 # -------------------------------------------------------------------------------------------------
@@ -360,8 +833,8 @@ class PreferencesUI(QtCore.QObject):
         a.setShortcut(QtGui.QKeySequence("Ctrl+,"))
         a.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
         a.setMenuRole(QtGui.QAction.MenuRole.PreferencesRole)
-        a.setToolTip("Mouse scheme, window/level presets, default hanging protocol, autosave, export defaults "
-                     "and reader name (Ctrl+,)")
+        a.setToolTip("Mouse scheme, window/level presets, default hanging protocol, autosave, export defaults, "
+                     "reader name and PACS nodes (Ctrl+,)")
         a.setStatusTip(a.toolTip())
         a.triggered.connect(lambda: self.open_dialog())
         w.addAction(a)
@@ -381,9 +854,13 @@ class PreferencesUI(QtCore.QObject):
     def open_dialog(self, page: str | None = None) -> PreferencesDialog:
         """Show the dialog (window-modal, non-blocking); OK stores and applies."""
         if self.dialog is not None and self.dialog.isVisible():
+            if page:
+                self.dialog.show_page(page)
             self.dialog.raise_()
+            self.dialog.activateWindow()
             return self.dialog
-        dlg = PreferencesDialog(self.preferences, protocols=self.protocol_names(), parent=self.window)
+        dlg = PreferencesDialog(self.preferences, protocols=self.protocol_names(), parent=self.window,
+                                track=getattr(self.window, "_track", None))
         dlg.setWindowModality(Qt.WindowModality.WindowModal)
         dlg.accepted.connect(lambda: self.set_preferences(dlg.preferences()))
         if page:
@@ -402,6 +879,24 @@ class PreferencesUI(QtCore.QObject):
         prefs = self.store.reset()
         self.apply(prefs)
         return prefs
+
+    def set_pacs_nodes(self, nodes) -> Preferences:
+        """Store a new node list (`RemoteNode`s, each validated; ValueError otherwise) without re-applying
+        the other preferences (they may have been changed in the running window, e.g. the crosshair)."""
+        checked = [n.validated() for n in nodes]
+        names = [n.name for n in checked]
+        if len(set(names)) != len(names):
+            raise ValueError("two PACS nodes have the same name")
+        prefs = self.preferences.copy()
+        prefs.pacs_nodes = [n.to_dict() for n in checked]
+        self.store.save(prefs)
+        self.preferences = prefs
+        self.window.preferences = prefs
+        self.applied.emit(prefs)
+        return prefs
+
+    def pacs_nodes(self) -> list[RemoteNode]:
+        return pacs_nodes(self.preferences.pacs_nodes)
 
     # ------------------------------------------------------------------ applying
     def apply(self, prefs: Preferences) -> None:

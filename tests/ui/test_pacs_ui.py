@@ -1,13 +1,17 @@
 """File → Query/Retrieve… against the real Orthanc of tests/pacs_orthanc.py (under Xvfb): nodes kept in
-the window's settings, Test (C-ECHO) and a rejected AE title shown as a message, a study search filling
+the preferences, Test (C-ECHO) and a rejected AE title shown as a message — in the Query/Retrieve dialog
+and on the Preferences dialog's PACS page (also a node where nothing listens) — a study search filling
 the table, and Retrieve bringing the selected study into the cache and opening it in the window."""
 from __future__ import annotations
+
+import re
 
 import pytest
 from PySide6 import QtCore
 
 from discviewer.pacs import SeriesCache
-from tests.pacs_orthanc import orthanc  # noqa: F401 — the fixture
+from discviewer.ui.preferences_ui import PreferencesStore
+from tests.pacs_orthanc import free_port, orthanc  # noqa: F401 — the fixture
 
 PATIENT_ID = "DVPH0-01"
 
@@ -35,7 +39,8 @@ def test_nodes_test_button_and_rejection(window, orthanc, qtbot):
     dlg = window.pacs.open_dialog()
     assert dlg.node() is None and not dlg.test_button.isEnabled()
     dlg.set_nodes([orthanc.node(), orthanc.node(name="wrong AE", called_ae="NOT-ORTHANC")], "test-orthanc")
-    assert [n.name for n in window.pacs.nodes()] == ["test-orthanc", "wrong AE"]  # saved in the settings
+    assert [n.name for n in window.pacs.nodes()] == ["test-orthanc", "wrong AE"]
+    assert [n.name for n in PreferencesStore(window.settings).nodes()] == ["test-orthanc", "wrong AE"]  # stored
     with qtbot.waitSignal(dlg.echo_finished, timeout=20000):
         dlg.test_node()
     assert "OK" in dlg.status.text()
@@ -43,6 +48,36 @@ def test_nodes_test_button_and_rejection(window, orthanc, qtbot):
     with qtbot.waitSignal(dlg.failed, timeout=20000) as sig:
         dlg.test_node()
     assert "rejected the association" in sig.args[0] and "'NOT-ORTHANC'" in dlg.status.text()
+
+
+def test_preferences_pacs_page_test_button(window, orthanc, qtbot):
+    nowhere = orthanc.node(name="nothing there", port=free_port())
+    window.prefs_ui.set_pacs_nodes([orthanc.node(), orthanc.node(name="wrong AE", called_ae="NOT-ORTHANC"), nowhere])
+    qr = window.pacs.open_dialog()
+    qr.edit_nodes_button.click()  # Query/Retrieve → Edit nodes… → Preferences, PACS page
+    dlg = window.prefs_ui.dialog
+    qtbot.waitExposed(dlg)
+    panel = dlg.pacs_panel
+    assert dlg.stack.currentWidget() is panel and panel.current_node().name == "test-orthanc"
+    with qtbot.waitSignal(panel.echo_finished, timeout=20000):
+        panel.test_button.click()
+    assert re.fullmatch(r"test-orthanc: OK — \d+ ms", panel.test_label.text()), panel.test_label.text()
+    qtbot.waitUntil(panel.test_button.isEnabled, timeout=5000)
+
+    panel.select("wrong AE")
+    with qtbot.waitSignal(panel.echo_failed, timeout=20000) as sig:
+        panel.test_button.click()
+    assert "rejected the association" in sig.args[0] and "'NOT-ORTHANC'" in panel.test_label.text()
+    qtbot.waitUntil(panel.test_button.isEnabled, timeout=5000)
+
+    panel.select("nothing there")
+    with qtbot.waitSignal(panel.echo_failed, timeout=20000) as sig:
+        assert panel.test_node() is not None
+        assert not panel.test_button.isEnabled() and "Testing nothing there" in panel.test_label.text()
+    assert sig.args[0] == panel.test_label.text()
+    assert "Cannot reach" in sig.args[0] and f"127.0.0.1:{nowhere.port}" in sig.args[0]
+    qtbot.waitUntil(panel.test_button.isEnabled, timeout=5000)
+    dlg.reject()
 
 
 def test_search_retrieve_and_open(window, orthanc, qtbot):
