@@ -29,6 +29,11 @@ an annotation was measured on is named by `visit_id`, `series_uid` and `extra["e
 
 ROI statistics: mean, sd, median, min, max (stored units), area_mm2 (mm²), n_voxels.
 
+A disc_height proposed by the detector (`discviewer.measure.detect_disc_landmarks`) and accepted
+(method "semi-automatic 6-point (accepted)" / "(adjusted)") keeps what the detector said:
+`extra["detection_confidence"]` (0–1; below 0.5 the tools flag the proposal as low confidence),
+`extra["detection_method"]` and `extra["detection_warnings"]` (a list of strings).
+
 **Only finite numbers are stored.** A value that is not defined (NaN or ±inf: the contrast ratio of
 an empty iron void, the SD of a one-voxel ROI) is left out of `values` (and its unit dropped) when a
 record enters the set, and non-finite numbers in `extra` become None, so every record can be saved

@@ -18,7 +18,22 @@ current plane's world depth plus `LIFT` mm towards the camera, so the image neve
 pipeline keeps its clipping range ±10 mm around the plane). `sync(pipeline)` sets both from a
 `SlicePipeline`. Handles and markers keep a constant size in screen pixels: the geometry is rebuilt
 at the start of a render whenever the zoom changed. Labels are vtkTextActors anchored to a world
-point with a fixed pixel offset.
+point with a pixel offset chosen by the label layout.
+
+Label layout (`layout_labels`, pure numpy on boxes in viewport pixels): labels are placed greedily
+by priority — the item being drawn (preview / proposal), the selected item, measurements, text and
+points, then disc-level labels (ties: the order given) — each at the first of a fixed list of
+candidate boxes around its anchor (right, left, above, below and the diagonals, then the same
+stepped outward and slid along the side, nearest first) that overlaps no label placed before it, no
+annotation's handle point or marker, no other text drawn on the renderer (corner texts, orientation
+letters, the notice) and stays inside the viewport — preferring, at the price of a longer way,
+places that cover no drawn line or leader and that are not nearer another label's anchor than their
+own (a label must not read as another item's); when none is free, the candidate overlapping least. A
+label further than a few pixels beyond its default gap gets a thin leader line from the anchor to
+the nearest point of its box. Text sizes come from VTK's text renderer (cached). The layout runs at
+the start of a render only when the camera, the viewport or the labels changed, so it is
+deterministic (same input → same layout) and costs nothing while nothing moves.
+`label_layout()` returns what was placed (for tests and figure exports).
 
     layer = AnnotationLayer(renderer)
     layer.sync(pipeline)
@@ -29,6 +44,7 @@ point with a fixed pixel offset.
 """
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -37,7 +53,15 @@ import numpy as np
 from vtkmodules.vtkCommonCore import vtkPoints, vtkUnsignedCharArray
 from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkPolyData
 from vtkmodules.vtkCommonTransforms import vtkTransform
-from vtkmodules.vtkRenderingCore import vtkActor, vtkCoordinate, vtkPolyDataMapper, vtkTextActor
+from vtkmodules.vtkRenderingCore import (
+    vtkActor,
+    vtkActor2D,
+    vtkCoordinate,
+    vtkPolyDataMapper,
+    vtkPolyDataMapper2D,
+    vtkTextActor,
+    vtkTextRenderer,
+)
 import vtkmodules.vtkRenderingFreeType  # noqa: F401  (text rendering)
 import vtkmodules.vtkRenderingOpenGL2  # noqa: F401
 
@@ -47,7 +71,17 @@ LIFT = 2.0  # mm in front of the plane (towards the camera); the crosshair sits 
 HANDLE_PX = 8.0  # side of a handle square, screen pixels
 SMALL_HANDLE_PX = 5.0  # handles of unselected items (select mode)
 MARKER_PX = 7.0  # half size of a point marker cross
-LABEL_OFFSET_PX = (10.0, 0.0)  # label position relative to its anchor (right of the item)
+LABEL_OFFSET_PX = (10.0, 0.0)  # default label position relative to its anchor (right of the item)
+LABEL_GAP_PX = LABEL_OFFSET_PX[0]  # gap between an anchor and the nearest side of its label
+LABEL_STEP_PX = (10.0, 7.0)  # how far each outward ring of candidate positions moves (x, y)
+LABEL_RINGS = 10  # rings of candidates: a label moves at most about GAP + RINGS × STEP px
+LEADER_MIN_PX = 4.0  # a label further than GAP + this from its anchor gets a leader line
+OBSTACLE_PAD_PX = 6.0  # half size of the box kept free around each handle point / marker
+VIEWPORT_MARGIN_PX = 2.0
+SOFT_DETOUR_PX = 40.0  # how much further a label may go to cover none of the drawn lines
+AMBIGUOUS_PX = 80.0  # how much further a label may go not to sit nearer another label's anchor than its own
+AMBIGUOUS_MARGIN_PX = 6.0  # ... or not clearly (by this much) nearer its own
+LINE_SAMPLE_PX = 4.0  # spacing of the samples along drawn lines that labels prefer not to cover
 ELLIPSE_SAMPLES = 72
 FONT_SIZE = 13
 PARALLEL_COS = math.cos(math.radians(3.0))  # planes within 3° count as parallel
@@ -55,6 +89,7 @@ PARALLEL_COS = math.cos(math.radians(3.0))  # planes within 3° count as paralle
 COLOR = (1.0, 0.82, 0.18)  # items
 SELECTED_COLOR = (0.25, 0.9, 1.0)
 PREVIEW_COLOR = (0.35, 1.0, 0.45)
+WARNING_COLOR = (1.0, 0.3, 0.3)  # handles of a proposal the detector is not sure about
 LABEL_LEVEL_COLOR = (1.0, 0.6, 0.2)  # disc level labels
 SHADOW_COLOR = (0.0, 0.0, 0.0)
 
@@ -280,6 +315,156 @@ def _perp_in_plane(r, extra) -> np.ndarray:
     return v / norm * np.linalg.norm(r) if norm > 0 else np.zeros(3)
 
 
+# ---------------------------------------------------------------------------- label layout (viewport px)
+MEASUREMENT_KINDS = ("ruler", "angle", "ellipse", "polygon", "freehand", "disc_height", "vb_height", "iron")
+
+
+def label_priority(kind: str, *, selected: bool = False, preview: bool = False) -> int:
+    """Placement order (lower first): preview, selected, measurements, text / points, disc labels."""
+    if preview:
+        return 0
+    if selected:
+        return 1
+    if kind in MEASUREMENT_KINDS:
+        return 2
+    if kind == "disc_label":
+        return 4
+    return 3
+
+
+@functools.lru_cache(maxsize=512)
+def _candidate_offsets(w: float, h: float, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Lower-left corners (relative to the anchor) of the candidate boxes of a w×h label, nearest
+    first (ties: right, left, above, below, diagonals; then the same stepped outward), and each one's
+    rank: how much further (px, in 2 px steps) it is than the ring-0 places (0 for those)."""
+    g = LABEL_GAP_PX * scale
+    sx, sy = LABEL_STEP_PX[0] * scale, LABEL_STEP_PX[1] * scale
+    gv = 0.6 * g  # vertical gap above / below
+    out = []
+    for k in range(LABEL_RINGS + 1):
+        dx, dy = k * sx, k * sy
+        out += [(g + dx, -h / 2), (-g - w - dx, -h / 2), (-w / 2, gv + dy), (-w / 2, -gv - h - dy),
+                (g + dx, gv + dy), (g + dx, -gv - h - dy), (-g - w - dx, gv + dy), (-g - w - dx, -gv - h - dy)]
+        if k:  # slid along the sides (the anchor stays next to the label's edge while |dy| < h/2)
+            out += [(g, -h / 2 + dy), (g, -h / 2 - dy), (-g - w, -h / 2 + dy), (-g - w, -h / 2 - dy),
+                    (-w / 2 + dx, gv), (-w / 2 - dx, gv), (-w / 2 + dx, -gv - h), (-w / 2 - dx, -gv - h)]
+    c = np.array(out, float)
+    # by how much the box is further from the anchor (0, 0) than a ring-0 diagonal, in 2 px steps;
+    # equal ones keep the order above (so the ring-0 places come first: right, left, above, below)
+    nx = np.clip(0.0, c[:, 0], c[:, 0] + w)
+    ny = np.clip(0.0, c[:, 1], c[:, 1] + h)
+    d = np.ceil(np.maximum(0.0, np.hypot(nx, ny) - math.hypot(g, gv) - 1e-6) / (2.0 * scale))
+    order = np.argsort(d, kind="stable")
+    c, r = c[order], d[order] * 2.0 * scale
+    c.setflags(write=False)  # cached: shared by every call with this size
+    r.setflags(write=False)
+    return c, r
+
+
+def _box_distance(box, x: float, y: float) -> tuple[float, tuple[float, float]]:
+    """Distance from (x, y) to the nearest point of box (x0, y0, x1, y1), and that point."""
+    nx = min(max(x, box[0]), box[2])
+    ny = min(max(y, box[1]), box[3])
+    return math.hypot(nx - x, ny - y), (nx, ny)
+
+
+def layout_labels(labels, obstacles=(), viewport=(0.0, 0.0, 1e9, 1e9), *, soft=(), scale: float = 1.0):
+    """Place labels so that none overlaps another, an obstacle, or leaves the viewport.
+
+    labels      sequence of (anchor (x, y), (w, h), priority) in viewport pixels (y up)
+    obstacles   boxes (x0, y0, x1, y1) to keep free (handle points, other texts)
+    viewport    (x0, y0, x1, y1) the labels must stay inside (less `VIEWPORT_MARGIN_PX`)
+    soft        points (x, y) better not covered (samples along the drawn lines): a free candidate
+                covering one costs `SOFT_DETOUR_PX` more (as does one whose leader would cross a placed
+                label), one nearer another label's anchor than its own `AMBIGUOUS_PX` more; the
+                cheapest free candidate is taken
+    scale       multiplies every gap and step (figure exports)
+    Returns one dict per label, in the given order: "box" (x0, y0, x1, y1), "leader" (None or
+    ((ax, ay), (bx, by)) from the anchor to the nearest point of the box), "free" (False when every
+    candidate overlapped something: the least-overlapping one was taken). Deterministic."""
+    m = VIEWPORT_MARGIN_PX * scale
+    vx0, vy0, vx1, vy1 = (viewport[0] + m, viewport[1] + m, viewport[2] - m, viewport[3] - m)
+    obs = np.asarray(list(obstacles), float).reshape(-1, 4)
+    soft = np.asarray(soft, float).reshape(-1, 2)
+    placed = np.zeros((0, 4))
+    anchors = np.array([lab[0] for lab in labels], float).reshape(-1, 2)
+    result: list[dict | None] = [None] * len(labels)
+    order = sorted(range(len(labels)), key=lambda i: (labels[i][2], i))
+    gap = LABEL_GAP_PX * scale
+    for i in order:
+        (ax, ay), (w, h), _ = labels[i]
+        offs, rank = _candidate_offsets(float(w), float(h), scale)
+        boxes = np.column_stack([ax + offs[:, 0], ay + offs[:, 1], ax + offs[:, 0] + w, ay + offs[:, 1] + h])
+        if not (vx0 <= ax <= vx1 and vy0 <= ay <= vy1):  # off screen: the default place, blocking nothing
+            result[i] = {"box": tuple(float(v) for v in boxes[0]), "leader": None, "free": True}
+            continue
+        inside = (boxes[:, 0] >= vx0) & (boxes[:, 2] <= vx1) & (boxes[:, 1] >= vy0) & (boxes[:, 3] <= vy1)
+        # only what lies in reach of the candidates matters (keeps this cheap with many labels)
+        rx0, ry0 = boxes[:, 0].min(), boxes[:, 1].min()
+        rx1, ry1 = boxes[:, 2].max(), boxes[:, 3].max()
+        near_p = placed[(placed[:, 0] < rx1) & (placed[:, 2] > rx0) & (placed[:, 1] < ry1) & (placed[:, 3] > ry0)]
+        near_o = obs[(obs[:, 0] < rx1) & (obs[:, 2] > rx0) & (obs[:, 1] < ry1) & (obs[:, 3] > ry0)]
+        blockers = np.vstack([near_p, near_o])
+        ox = np.minimum(boxes[:, None, 2], blockers[None, :, 2]) - np.maximum(boxes[:, None, 0], blockers[None, :, 0])
+        oy = np.minimum(boxes[:, None, 3], blockers[None, :, 3]) - np.maximum(boxes[:, None, 1], blockers[None, :, 1])
+        free = inside & ~((ox > 0) & (oy > 0)).any(axis=1)
+        ok = np.flatnonzero(free)
+        if len(ok):
+            # among the free places the cheapest: its distance (rank order) plus a detour for covering a
+            # drawn line or a leader or drawing its own leader through a placed label, and a larger one
+            # for sitting nearer another label's anchor than its own (it would read as that one's)
+            b = boxes[ok]
+            cost = rank[ok].copy()
+            sp = 2.0 * scale
+            if len(soft):
+                lo, hi = b.min(axis=0) - sp, b.max(axis=0) + sp
+                near = soft[(soft[:, 0] >= lo[0]) & (soft[:, 0] <= hi[2])
+                            & (soft[:, 1] >= lo[1]) & (soft[:, 1] <= hi[3])]
+                covers = ((near[None, :, 0] > b[:, None, 0] - sp) & (near[None, :, 0] < b[:, None, 2] + sp)
+                          & (near[None, :, 1] > b[:, None, 1] - sp)
+                          & (near[None, :, 1] < b[:, None, 3] + sp)).any(axis=1)
+            else:
+                covers = np.zeros(len(ok), bool)
+            nx = np.clip(ax, b[:, 0], b[:, 2])
+            ny = np.clip(ay, b[:, 1], b[:, 3])
+            if len(near_p):
+                t = np.linspace(0.05, 0.95, 10)
+                lx = ax + t[None, :] * (nx - ax)[:, None]
+                ly = ay + t[None, :] * (ny - ay)[:, None]
+                covers |= ((lx[:, :, None] > near_p[None, None, :, 0]) & (lx[:, :, None] < near_p[None, None, :, 2])
+                           & (ly[:, :, None] > near_p[None, None, :, 1])
+                           & (ly[:, :, None] < near_p[None, None, :, 3])).any(axis=(1, 2))
+            cost += SOFT_DETOUR_PX * scale * covers
+            others = anchors[np.hypot(anchors[:, 0] - ax, anchors[:, 1] - ay) > 1.0]
+            if len(others):
+                d_own = np.hypot(nx - ax, ny - ay)
+                ox_ = np.clip(others[None, :, 0], b[:, None, 0], b[:, None, 2]) - others[None, :, 0]
+                oy_ = np.clip(others[None, :, 1], b[:, None, 1], b[:, None, 3]) - others[None, :, 1]
+                d_other = np.hypot(ox_, oy_).min(axis=1)
+                # graded: 0 when clearly nearer its own anchor, up to AMBIGUOUS_PX when on another's
+                reach = d_own + AMBIGUOUS_MARGIN_PX * scale
+                cost += AMBIGUOUS_PX * scale * np.clip((reach - d_other) / reach, 0.0, 1.0)
+            j, is_free = int(ok[np.argmin(cost)]), True  # argmin: the first of equal costs
+        else:
+            # every candidate hits something: the one overlapping least (labels count fully, points half)
+            area = np.clip(ox, 0, None) * np.clip(oy, 0, None)
+            wts = np.concatenate([np.ones(len(near_p)), np.full(len(near_o), 0.5)])
+            cost = (area * wts).sum(axis=1)
+            cand = np.flatnonzero(inside)
+            if not len(cand):
+                cand = np.arange(len(boxes))
+            j, is_free = int(cand[np.argmin(cost[cand])]), False  # argmin: the first of equal costs
+        box = tuple(float(v) for v in boxes[j])
+        dist, near_pt = _box_distance(box, ax, ay)
+        leader = ((float(ax), float(ay)), near_pt) if dist > gap + LEADER_MIN_PX * scale else None
+        result[i] = {"box": box, "leader": leader, "free": is_free}
+        placed = np.vstack([placed, boxes[j][None, :]])
+        if leader is not None:  # later labels had better not cover this leader either
+            t = np.linspace(0.0, 1.0, max(2, int(dist / (LINE_SAMPLE_PX * scale)) + 1))[:, None]
+            soft = np.vstack([soft, np.array(leader[0]) + t * (np.array(leader[1]) - np.array(leader[0]))])
+    return result
+
+
 # ---------------------------------------------------------------------------- VTK helpers
 def _line_actor(width: float, z_shift: float = 0.0) -> tuple[vtkActor, vtkPolyDataMapper]:
     mapper = vtkPolyDataMapper()
@@ -370,7 +555,7 @@ def _text_actor(font_file: str | None) -> vtkTextActor:
     p.SetBackgroundColor(0.0, 0.0, 0.0)
     p.SetBackgroundOpacity(0.55)
     p.SetJustificationToLeft()
-    p.SetVerticalJustificationToCentered()
+    p.SetVerticalJustificationToBottom()  # the layout places the box's lower-left corner
     a.SetPickable(False)
     a.SetVisibility(False)
     return a
@@ -415,8 +600,41 @@ class AnnotationLayer:
         for a in (self._shadow, self._lines, self._handles):
             a.SetVisibility(False)
             renderer.AddActor(a)
+        # leader lines (viewport pixels): a dark backing under a thin line in the label's colour
+        self._leader_pd = vtkPolyData()
+        self._leaders: list[vtkActor2D] = []
+        for width, scalars in ((3.0, False), (1.0, True)):
+            mapper = vtkPolyDataMapper2D()
+            mapper.SetInputData(self._leader_pd)
+            coord = vtkCoordinate()
+            coord.SetCoordinateSystemToViewport()
+            mapper.SetTransformCoordinate(coord)
+            if scalars:
+                mapper.SetScalarModeToUseCellData()
+                mapper.SetColorModeToDirectScalars()
+                mapper.ScalarVisibilityOn()
+            else:
+                mapper.ScalarVisibilityOff()
+            actor = vtkActor2D()
+            actor.SetMapper(mapper)
+            actor.GetProperty().SetLineWidth(width)
+            actor.GetProperty().SetColor(*SHADOW_COLOR)
+            actor.GetProperty().SetOpacity(0.7 if not scalars else 1.0)
+            actor.SetPickable(False)
+            actor.SetVisibility(False)
+            renderer.AddViewProp(actor)  # added before any label: drawn under them
+            self._leaders.append(actor)
         self._labels: list[vtkTextActor] = []
         self._label_info: list[tuple[str, str]] = []  # (annotation id or "preview", text) of shown labels
+        self._label_entries: list[tuple] = []  # (id, text, anchor world, colour, priority) of shown labels
+        self._obstacle_world: list[np.ndarray] = []  # world points kept free of labels (handles, markers)
+        self._line_world: list[tuple[np.ndarray, bool]] = []  # drawn polylines (world): better not covered
+        self._labels_version = 0
+        self._layout_key = None
+        self._layout: list[dict] = []
+        self._size_cache: dict = {}
+        self._coord = vtkCoordinate()
+        self._coord.SetCoordinateSystemToWorld()
         self._observer = renderer.AddObserver("StartEvent", self._on_render_start, -1.0)
         self._removed = False
 
@@ -491,15 +709,17 @@ class AnnotationLayer:
             self._rebuild()
 
     def set_preview(self, kind: str | None, points=(), *, label: str = "", closed: bool = False,
-                    extra: dict | None = None) -> None:
-        """A transient item being drawn (green, with handles); kind None or no points clears it."""
+                    extra: dict | None = None, handle_color=None) -> None:
+        """A transient item being drawn (green, with handles); kind None or no points clears it.
+        `handle_color` (e.g. `WARNING_COLOR` for a proposal the detector is unsure of) colours its handles."""
         if not kind or not points:
             if self._preview is not None:
                 self._preview = None
                 self._rebuild()
             return
         self._preview = {"kind": kind, "points": [np.asarray(p, float) for p in points], "label": label,
-                         "closed": closed, "extra": extra}
+                         "closed": closed, "extra": extra,
+                         "handle_color": None if handle_color is None else tuple(float(c) for c in handle_color)}
         self._rebuild()
 
     def clear_preview(self) -> None:
@@ -535,6 +755,13 @@ class AnnotationLayer:
     def label_actors(self) -> list[vtkTextActor]:
         return [a for a in self._labels if a.GetVisibility()]
 
+    def label_layout(self) -> list[dict]:
+        """Where the labels are now (laid out first if the view or the labels changed): one dict per
+        shown label with "id", "text", "anchor" (x, y), "box" (x0, y0, x1, y1) and "leader" (None or
+        ((x, y), (x, y))), in viewport pixels with y up; "free" is False when no candidate was free."""
+        self._ensure_layout()
+        return [dict(d) for d in self._layout]
+
     # ------------------------------------------------------------------ building
     def _to_world(self, pts) -> np.ndarray:
         """LPS (n, 3) → world (n, 3) projected onto the plane and lifted towards the camera."""
@@ -567,8 +794,10 @@ class AnnotationLayer:
         self._mm_per_px = self._current_mm_per_px()
         px = self._mm_per_px
         lines, handles = _Builder(), _Builder()
-        labels: list[tuple[str, str, np.ndarray, tuple]] = []
+        labels: list[tuple[str, str, np.ndarray, tuple, int]] = []
         self._visible = []
+        self._obstacle_world = []
+        self._line_world = []
         show = self._visible_flag and self._plane_origin is not None
         if show:
             rx, uy = self._screen_axes()
@@ -588,23 +817,30 @@ class AnnotationLayer:
                 g = item_geometry(a.kind, pts, extra=a.extra)
                 g.label = value_text(a)
                 handle_px = HANDLE_PX if selected else (SMALL_HANDLE_PX if self._all_handles else 0.0)
-                self._emit_geom(g, color, handle_px, lines, handles, labels, a.id, px, rx, uy)
+                self._emit_geom(g, color, handle_px, lines, handles, labels, a.id, px, rx, uy,
+                                priority=label_priority(a.kind, selected=selected))
             if self._preview is not None:
                 pv = self._preview
                 g = item_geometry(pv["kind"], pv["points"], closed=pv["closed"], extra=pv["extra"])
                 g.label = pv["label"]
-                self._emit_geom(g, PREVIEW_COLOR, HANDLE_PX, lines, handles, labels, "preview", px, rx, uy)
+                self._emit_geom(g, PREVIEW_COLOR, HANDLE_PX, lines, handles, labels, "preview", px, rx, uy,
+                                priority=label_priority(pv["kind"], preview=True),
+                                handle_color=pv.get("handle_color") or PREVIEW_COLOR)
         self._apply(lines, self._lines, self._lines_mapper, shadow=True)
         self._apply(handles, self._handles, self._handles_mapper)
         self._apply_labels(labels)
 
     def _emit_geom(self, g: _Geom, color, handle_px: float, lines: _Builder, handles: _Builder,
-                   labels: list, item_id: str, px: float, rx, uy) -> None:
+                   labels: list, item_id: str, px: float, rx, uy, *, priority: int = 2,
+                   handle_color=None) -> None:
         all_w = []
+        for p in list(g.handles) + list(g.markers):  # labels keep clear of every item's points
+            self._obstacle_world.append(self._to_world(p)[0])
         for pts, closed in g.lines:
             w = self._to_world(pts)
             lines.line(w, color, closed)
             all_w.append(w)
+            self._line_world.append((w, bool(closed)))
         for m in g.markers:
             c = self._to_world(m)[0]
             s = MARKER_PX * px
@@ -619,7 +855,7 @@ class AnnotationLayer:
             for p in g.handles:
                 c = self._to_world(p)[0]
                 corners = [c - h * rx - h * uy, c + h * rx - h * uy, c + h * rx + h * uy, c - h * rx + h * uy]
-                handles.poly(corners, color)
+                handles.poly(corners, handle_color or color)
                 handles.line([q + np.array([0, 0, 0.05]) for q in corners], dark, closed=True)
         if g.label:
             if g.label_anchor is not None:
@@ -630,7 +866,7 @@ class AnnotationLayer:
             else:
                 return
             label_color = LABEL_LEVEL_COLOR if g.level_label and color == COLOR else color
-            labels.append((item_id, g.label, anchor, label_color))
+            labels.append((item_id, g.label, anchor, label_color, priority))
 
     def _apply(self, b: _Builder, actor, mapper, *, shadow: bool = False) -> None:
         has = bool(b.points)
@@ -652,24 +888,178 @@ class AnnotationLayer:
             self.renderer.AddViewProp(a)
             self._labels.append(a)
         self._label_info = []
+        fs = self._font_size()
+        s = self._px_scale()
         for i, actor in enumerate(self._labels):
             if i < len(labels):
-                item_id, text, anchor, color = labels[i]
+                item_id, text, anchor, color, _ = labels[i]
                 if actor.GetInput() != text:
                     actor.SetInput(text)
-                actor.GetTextProperty().SetColor(*color)
-                actor.GetTextProperty().SetBold(color == LABEL_LEVEL_COLOR)
+                tp = actor.GetTextProperty()
+                tp.SetColor(*color)
+                tp.SetBold(color == LABEL_LEVEL_COLOR)
+                if tp.GetFontSize() != fs:
+                    tp.SetFontSize(fs)
                 actor.GetPositionCoordinate().GetReferenceCoordinate().SetValue(*(float(c) for c in anchor))
+                actor.GetPositionCoordinate().SetValue(LABEL_OFFSET_PX[0] * s, LABEL_OFFSET_PX[1] * s)
                 actor.SetVisibility(True)
                 self._label_info.append((item_id, text))
             elif actor.GetVisibility():
                 actor.SetVisibility(False)
+        self._label_entries = list(labels)
+        self._labels_version += 1
+        self._layout_key = None
+        self._layout = []
+        if not labels:
+            for a in self._leaders:
+                a.SetVisibility(False)
+
+    # ------------------------------------------------------------------ label layout
+    def _px_scale(self) -> float:
+        """Multiplier of every pixel size of the labels (figure exports: their scale)."""
+        return 1.0
+
+    def _font_size(self) -> int:
+        return max(6, int(round(FONT_SIZE * self._px_scale())))
+
+    def _dpi(self) -> int:
+        win = self.renderer.GetRenderWindow()
+        return int(win.GetDPI()) if win is not None else 72
+
+    def _text_bbox(self, prop, text: str, dpi: int) -> tuple[int, int, int, int]:
+        """(x0, x1, y0, y1) of `text` drawn with `prop`, relative to the actor's position (cached)."""
+        key = (text, prop.GetFontSize(), bool(prop.GetBold()), prop.GetJustification(),
+               prop.GetVerticalJustification(), prop.GetFontFile() or "", dpi)
+        bb = self._size_cache.get(key)
+        if bb is None:
+            out = [0, 0, 0, 0]
+            if not text or not vtkTextRenderer.GetInstance().GetBoundingBox(prop, text, out, dpi):
+                out = [0, 0, 0, 0]
+            bb = tuple(int(v) for v in out)
+            if len(self._size_cache) > 2000:
+                self._size_cache.clear()
+            self._size_cache[key] = bb
+        return bb
+
+    def _label_bbox(self, prop, text: str, dpi: int) -> tuple[float, float, float, float]:
+        """The box a label takes (relative to its actor's position); see `_text_bbox`."""
+        return self._text_bbox(prop, text, dpi)
+
+    def _to_viewport(self, world) -> tuple[float, float]:
+        self._coord.SetValue(*(float(c) for c in world))
+        x, y = self._coord.GetComputedDoubleViewportValue(self.renderer)
+        return float(x), float(y)
+
+    def _viewport_map(self, z: float):
+        """(A, b): viewport (x, y) = A @ (world x, world y) + b for world points at depth z (the layer
+        draws everything at one depth and slice cameras are parallel, so the map is affine)."""
+        o = np.array(self._to_viewport((0.0, 0.0, z)))
+        ex = np.array(self._to_viewport((1.0, 0.0, z))) - o
+        ey = np.array(self._to_viewport((0.0, 1.0, z))) - o
+        return np.column_stack([ex, ey]), o
+
+    def _line_samples(self, A, b, step: float) -> np.ndarray:
+        """Points every `step` px (at most) along the drawn polylines (viewport px)."""
+        starts, deltas = [], []
+        for w, closed in self._line_world:
+            p = w[:, :2] @ A.T + b
+            if closed and len(p) > 2:
+                p = np.vstack([p, p[:1]])
+            if len(p) < 2:
+                starts.append(p)
+                deltas.append(np.zeros_like(p))
+                continue
+            starts.append(p)  # every vertex (the last one with a zero step)
+            deltas.append(np.vstack([np.diff(p, axis=0), np.zeros((1, 2))]))
+        if not starts:
+            return np.zeros((0, 2))
+        a0, d = np.vstack(starts), np.vstack(deltas)
+        n = np.maximum(1, np.ceil(np.hypot(d[:, 0], d[:, 1]) / step)).astype(int)
+        seg = np.repeat(np.arange(len(n)), n)
+        first = np.repeat(np.cumsum(n) - n, n)
+        t = (np.arange(len(seg)) - first) / n[seg]
+        return a0[seg] + t[:, None] * d[seg]
+
+    def _foreign_texts(self):
+        """Visible texts drawn on the renderer by others (corner texts, letters, notice):
+        (signature, box) each, in viewport pixels."""
+        mine = {id(a) for a in self._labels}
+        out = []
+        dpi = self._dpi()
+        props = self.renderer.GetViewProps()
+        props.InitTraversal()
+        for _ in range(props.GetNumberOfItems()):
+            p = props.GetNextProp()
+            if not isinstance(p, vtkTextActor) or id(p) in mine or not p.GetVisibility():
+                continue
+            text = p.GetInput()
+            if not text:
+                continue
+            x, y = p.GetPositionCoordinate().GetComputedDoubleViewportValue(self.renderer)
+            bx0, bx1, by0, by1 = self._text_bbox(p.GetTextProperty(), text, dpi)
+            out.append(((text, round(x, 1), round(y, 1)), (x + bx0, y + by0, x + bx1, y + by1)))
+        return out
+
+    def _ensure_layout(self) -> None:
+        if self._removed:
+            return
+        cam = self.renderer.GetActiveCamera()
+        foreign = self._foreign_texts() if self._label_entries else []
+        key = (tuple(round(v, 6) for v in cam.GetPosition()), tuple(round(v, 6) for v in cam.GetFocalPoint()),
+               tuple(round(v, 6) for v in cam.GetViewUp()), round(cam.GetParallelScale(), 6),
+               tuple(self.renderer.GetSize()), tuple(self.renderer.GetOrigin()), self._dpi(),
+               self._labels_version, tuple(f[0] for f in foreign))
+        if key == self._layout_key:
+            return
+        self._layout_key = key
+        self._do_layout(foreign)
+
+    def _do_layout(self, foreign) -> None:
+        s = self._px_scale()
+        dpi = self._dpi()
+        w, h = self.renderer.GetSize()
+        pad = OBSTACLE_PAD_PX * s
+        z = float(self._label_entries[0][2][2]) if self._label_entries else 0.0
+        A, b = self._viewport_map(z)
+        obstacles = [f[1] for f in foreign]
+        if self._obstacle_world:
+            pts = np.asarray(self._obstacle_world, float)[:, :2] @ A.T + b
+            obstacles += [(x - pad, y - pad, x + pad, y + pad) for x, y in pts]
+        entries = []
+        bbs = []
+        actors = self._labels[:len(self._label_entries)]
+        for actor, (item_id, text, anchor, _, prio) in zip(actors, self._label_entries):
+            bb = self._label_bbox(actor.GetTextProperty(), text, dpi)
+            bbs.append(bb)
+            ax, ay = A @ np.asarray(anchor, float)[:2] + b
+            entries.append(((float(ax), float(ay)), (bb[1] - bb[0], bb[3] - bb[2]), prio))
+        soft = self._line_samples(A, b, LINE_SAMPLE_PX * s)
+        placed = layout_labels(entries, obstacles, (0.0, 0.0, float(w), float(h)), soft=soft, scale=s)
+        self._layout = []
+        leaders = _Builder()
+        for actor, entry, bb, res, (item_id, text, _, color, _) in zip(actors, entries, bbs, placed,
+                                                                          self._label_entries):
+            (ax, ay), _, _ = entry
+            x0, y0 = res["box"][0], res["box"][1]
+            actor.GetPositionCoordinate().SetValue(x0 - ax - bb[0], y0 - ay - bb[2])
+            if res["leader"] is not None:
+                (lx0, ly0), (lx1, ly1) = res["leader"]
+                leaders.line([(lx0, ly0, 0.0), (lx1, ly1, 0.0)], color)
+            self._layout.append({"id": item_id, "text": text, "anchor": (ax, ay), "box": res["box"],
+                                 "leader": res["leader"], "free": res["free"]})
+        has = bool(leaders.points)
+        if has:
+            self._leader_pd.DeepCopy(leaders.polydata())
+            self._leader_pd.Modified()
+        for a in self._leaders:
+            a.SetVisibility(has)
 
     def _on_render_start(self, obj, event) -> None:
         # handles and markers keep their pixel size: rebuild when the zoom (mm per pixel) changed
         px = self._current_mm_per_px()
         if self._mm_per_px <= 0 or abs(px - self._mm_per_px) > 1e-3 * self._mm_per_px:
             self._rebuild()
+        self._ensure_layout()
 
     # ------------------------------------------------------------------ teardown
     def remove(self) -> None:
@@ -680,6 +1070,8 @@ class AnnotationLayer:
         self.renderer.RemoveObserver(self._observer)
         for a in (self._shadow, self._lines, self._handles):
             self.renderer.RemoveActor(a)
+        for a in self._leaders:
+            self.renderer.RemoveViewProp(a)
         for a in self._labels:
             self.renderer.RemoveViewProp(a)
         self._labels = []

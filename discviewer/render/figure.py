@@ -12,10 +12,12 @@ exactly what the view shows with three times the pixels; `scale` also multiplies
 text, line, marker and margin, so the export looks like the view, only sharper.
 
 What is drawn (the same overlays as the view): the image (and optional colour overlay), the
-annotations and measurements (`AnnotationLayer`), corner labels (top-left: the caller's label — a
-pseudonym and "day N" in a de-identified export, never the series description from the DICOM
-header; then the slice; top-right: W/L), the orientation letters, a scale bar, an optional legend
-(text lines) and colour bar, and the "Research use only — not for diagnosis" mark.
+annotations and measurements (`AnnotationLayer`; their labels laid out so that none overlaps
+another, as in the view — `RenderedView.annotation_labels` says where), corner labels (top-left:
+the caller's label — a pseudonym and "day N" in a de-identified export, never the series
+description from the DICOM header; then the slice; top-right: W/L), the orientation letters, a
+scale bar, an optional legend (text lines) and colour bar, and the "Research use only — not for
+diagnosis" mark.
 
 Scale bar: a round length (`discviewer.display.SCALE_BAR_CHOICES_MM`, the largest that fits in a
 quarter of the width) drawn as filled rectangles whose outer extent is exactly `length_mm /
@@ -135,6 +137,9 @@ class RenderedView:
     letters: dict = field(default_factory=dict)  # edge → orientation letter
     slice_index: int = 0
     slice_count: int = 0
+    # the annotation labels as laid out: {"id", "text", "box": (x0, row0, x1, row1) picture px, row 0 = top,
+    # "anchor": (x, row), "leader": None or ((x, row), (x, row))}
+    annotation_labels: list = field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------------------- scaled overlays
@@ -220,8 +225,9 @@ class ScaledOverlays(SliceOverlays):
 
 
 class ScaledAnnotationLayer(AnnotationLayer):
-    """`AnnotationLayer` whose pixel sizes (line widths, markers, handles, label font and offset)
-    are multiplied by `scale` (markers and handles are sized through the layer's mm-per-pixel)."""
+    """`AnnotationLayer` whose pixel sizes (line widths, markers, handles, label font, label layout
+    gaps and leader lines) are multiplied by `scale` (markers and handles are sized through the
+    layer's mm-per-pixel)."""
 
     def __init__(self, renderer, *, scale: float = 1.0) -> None:
         self.scale = float(scale)
@@ -233,12 +239,23 @@ class ScaledAnnotationLayer(AnnotationLayer):
     def _current_mm_per_px(self) -> float:
         return super()._current_mm_per_px() * self.scale
 
-    def _apply_labels(self, labels) -> None:
-        super()._apply_labels(labels)
-        fs = max(6, int(round(_al.FONT_SIZE * self.scale)))
-        for a in self._labels:
-            a.GetTextProperty().SetFontSize(fs)
-            a.GetPositionCoordinate().SetValue(_al.LABEL_OFFSET_PX[0] * self.scale, _al.LABEL_OFFSET_PX[1] * self.scale)
+    def _px_scale(self) -> float:  # label font, gaps, steps and leader offsets (see AnnotationLayer)
+        return self.scale
+
+    def _label_bbox(self, prop, text: str, dpi: int):
+        # a label takes at least its view size × scale (fonts do not scale exactly), so the export is
+        # laid out like the view it comes from
+        bb = super()._label_bbox(prop, text, dpi)
+        if self.scale == 1.0:
+            return bb
+        fs = prop.GetFontSize()
+        prop.SetFontSize(_al.FONT_SIZE)
+        try:
+            base = super()._label_bbox(prop, text, dpi)
+        finally:
+            prop.SetFontSize(fs)
+        s = self.scale
+        return (min(bb[0], base[0] * s), max(bb[1], base[1] * s), min(bb[2], base[2] * s), max(bb[3], base[3] * s))
 
 
 # ---------------------------------------------------------------------------------------- texts
@@ -424,7 +441,20 @@ class FigureRenderer:
                             letters={k: ov.text(k) for k in ("left", "right", "top", "bottom")}
                             if self.options["letters"] else {},
                             slice_index=pipe.slice_index() if pipe.volume is not None else 0,
-                            slice_count=pipe.slice_count() if pipe.volume is not None else 0)
+                            slice_count=pipe.slice_count() if pipe.volume is not None else 0,
+                            annotation_labels=self._label_boxes(vh))
+
+    def _label_boxes(self, vh: int) -> list[dict]:
+        def flip(p):
+            return (p[0], vh - p[1])
+
+        out = []
+        for d in self.layer.label_layout():
+            x0, y0, x1, y1 = d["box"]
+            out.append({"id": d["id"], "text": redact(d["text"], self.forbidden), "box": (x0, vh - y1, x1, vh - y0),
+                        "anchor": flip(d["anchor"]),
+                        "leader": None if d["leader"] is None else tuple(flip(p) for p in d["leader"])})
+        return out
 
     def close(self) -> None:
         self.renderer.RemoveObserver(self._obs)

@@ -24,7 +24,10 @@ Tools (`set_tool(name)`; the left button belongs to the tool, middle/right/wheel
   polygon      click the vertices; double-click, Enter or a click on the first vertex closes
   freehand     press, trace, release
   disc_height  one click inside a disc proposes the 6 endplate points (measure.detect_disc_landmarks);
-               drag them, Enter accepts, Esc cancels. Shift+click (or no detector) = 6 manual clicks
+               drag them, Enter accepts, Esc cancels. The status bar shows the detector's confidence;
+               below LOW_CONFIDENCE (0.5) it says "confidence low: check the points" and the proposal's
+               handles are drawn in the warning colour; the confidence is stored in
+               extra["detection_confidence"]. Shift+click (or no detector) = 6 manual clicks
                in the kinds-table order (upper anterior, middle, posterior, lower a/m/p)
   vb_height    6 clicks (superior endplate a/m/p, inferior a/m/p)
   disc_label   click: the disc level of the context at the disc centre (moves it if the visit has it)
@@ -53,6 +56,7 @@ from PySide6 import QtCore, QtWidgets
 from discviewer.render.annotation_layer import (
     AnnotationLayer,
     ROI_KINDS,
+    WARNING_COLOR,
     angle_deg,
     ellipse_outline,
     item_geometry,
@@ -79,6 +83,7 @@ DRAG_PX = 4.0  # a press-release further apart than this is a drag
 FREEHAND_STEP_PX = 2.5
 CLOSE_PX = 7.0  # a polygon click this close to its first vertex closes it
 SEMI_AUTO = "semi-automatic 6-point"
+LOW_CONFIDENCE = 0.5  # a proposal whose detector confidence is below this is flagged (as in measure_ui)
 
 
 @dataclass
@@ -437,7 +442,7 @@ class AnnotationTools(QtCore.QObject):
             if i is not None:
                 self._drag = {"proposal": True, "index": i, "id": "", "start": lps, "moved": False}
             else:
-                self.message.emit("Drag the proposed points; Enter accepts, Esc cancels")
+                self.message.emit(f"{self._proposal_status()}: drag the points, Enter accepts, Esc cancels")
             return
         if tool == "select":
             self._press_select(pos, lps)
@@ -735,13 +740,34 @@ class AnnotationTools(QtCore.QObject):
             extra["detection_warnings"] = [str(w) for w in warns]
         self._proposal = {"points": [self._project(p) for p in pts], "adjusted": False, "extra": extra}
         self._show_proposal()
-        self.message.emit("Proposed disc height: drag the points to adjust; Enter accepts, Esc cancels")
+        self.message.emit(f"{self._proposal_status()}: drag to adjust, Enter accepts, Esc cancels")
+
+    def proposal_confidence(self) -> float | None:
+        """The detector's confidence (0–1) of the pending proposal; None without one (or unknown)."""
+        return None if self._proposal is None else self._proposal["extra"].get("detection_confidence")
+
+    def proposal_low_confidence(self) -> bool:
+        c = self.proposal_confidence()
+        return c is not None and c < LOW_CONFIDENCE
+
+    def _proposal_status(self) -> str:
+        """"Proposed disc height (confidence low: check the points)" — the detector's confidence shown."""
+        c = self.proposal_confidence()
+        if c is None:
+            return "Proposed disc height"
+        if c < LOW_CONFIDENCE:
+            return "Proposed disc height (confidence low: check the points)"
+        return f"Proposed disc height (confidence {c:.2f})"
 
     def _show_proposal(self) -> None:
         pts = self._proposal["points"]
         dh = [float(np.linalg.norm(pts[i] - pts[i + 3])) for i in range(3)]
         label = f"DHa {dh[0]:.1f} mm\nDHm {dh[1]:.1f} mm\nDHp {dh[2]:.1f} mm  (Enter)"
-        self.layer.set_preview("disc_height", pts, label=label)
+        low = self.proposal_low_confidence()
+        if low:
+            label += f"\nconfidence {self.proposal_confidence():.2f}: check"
+        # an unsure detection shows its handles in the warning colour until accepted
+        self.layer.set_preview("disc_height", pts, label=label, handle_color=WARNING_COLOR if low else None)
         self.view.request_render()
 
     def _accept_proposal(self) -> bool:
@@ -751,7 +777,13 @@ class AnnotationTools(QtCore.QObject):
         self._proposal = None
         state = "adjusted" if pr["adjusted"] else "accepted"
         a = self._new_annotation("disc_height", pr["points"], method=f"{SEMI_AUTO} ({state})", extra=pr["extra"])
-        return bool(self._store(a))
+        stored = bool(self._store(a))
+        if stored:
+            c = pr["extra"].get("detection_confidence")
+            note = "" if c is None else f"; detector confidence {c:.2f}" + (
+                " (low)" if c < LOW_CONFIDENCE and not pr["adjusted"] else "")
+            self.message.emit(f"Disc height stored ({state}{note})")
+        return stored
 
     # ------------------------------------------------------------------ select / move
     def _hit_handle(self, points, pos) -> int | None:

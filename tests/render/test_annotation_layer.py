@@ -248,3 +248,163 @@ def test_color_bar_renders(offscreen):
     bar.set_visible(False)
     assert not (off.render()[:, int(0.86 * 400):, 0] > 150).any()
     bar.remove()
+
+
+# ---------------------------------------------------------------------------- label layout
+def _overlap(a, b) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def _distance(box, x, y) -> float:
+    nx, ny = min(max(x, box[0]), box[2]), min(max(y, box[1]), box[3])
+    return float(np.hypot(nx - x, ny - y))
+
+
+def crowded_disc(layer, P):
+    """A disc with its level label, a disc height, an ROI and an iron result on that ROI, and a ruler
+    ending at the disc: at their default places (right of each anchor) the labels overlap."""
+    return [
+        ann("dh", "disc_height", [P(-10, 5), P(0, 6), P(10, 5), P(-10, -4), P(0, -5), P(10, -4)], layer,
+            level="L4/L5", values={"DHa": 9.1, "DHm": 9.3, "DHp": 3.9}),
+        ann("lvl", "disc_label", [P(8, 0)], layer, level="L4/L5"),
+        ann("roi", "ellipse", [P(0, 0), P(6, 0), P(0, 3)], layer, values={"mean": 162.4, "sd": 14.0, "area_mm2": 84.2}),
+        ann("fe", "iron", [P(0, 0), P(6, 0), P(0, 3)], layer,
+            values={"void_volume_mm3": 211.0, "contrast_ratio": -0.73},
+            extra={"plane": layer.plane(), "roi_kind": "ellipse"}),
+        ann("r", "ruler", [P(-30, 12), P(9, 2)], layer, values={"length_mm": 40.3}),
+        ann("txt", "text", [P(9, -1)], layer, text="annulus tear?"),
+    ]
+
+
+def check_layout(layout, size, scale=1.0):
+    """No two label boxes intersect; each stays in the viewport, near its anchor, with a leader
+    line to it when it had to move away."""
+    from discviewer.render.annotation_layer import LABEL_GAP_PX, LABEL_RINGS, LABEL_STEP_PX, LEADER_MIN_PX
+
+    w, h = size
+    bound = (LABEL_GAP_PX + LABEL_RINGS * max(LABEL_STEP_PX) + 2) * scale
+    for i, a in enumerate(layout):
+        x0, y0, x1, y1 = a["box"]
+        assert 0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h, a
+        for b in layout[i + 1:]:
+            assert not _overlap(a["box"], b["box"]), (a["text"], b["text"])
+        d = _distance(a["box"], *a["anchor"])
+        assert d <= bound, (a["text"], d)
+        if d > (LABEL_GAP_PX + LEADER_MIN_PX) * scale:
+            assert a["leader"] is not None, a["text"]
+            (ax, ay), (bx, by) = a["leader"]
+            assert (ax, ay) == pytest.approx(a["anchor"]) and _distance(a["box"], bx, by) < 1e-6
+        else:
+            assert a["leader"] is None, a["text"]
+
+
+def test_labels_laid_out_without_overlaps(scene):
+    off, pipe, layer = scene
+    P = pipe.plane_to_patient
+    items = crowded_disc(layer, P)
+    layer.set_items(items)
+    rgb = off.render()
+    layout = layer.label_layout()
+    assert [d["id"] for d in layout] == ["dh", "lvl", "roi", "fe", "r", "txt"]
+    # at their default places (right of the anchor, vertically centred) they would overlap
+    default = [(d["anchor"][0] + 10, d["anchor"][1] - (d["box"][3] - d["box"][1]) / 2,
+                d["anchor"][0] + 10 + d["box"][2] - d["box"][0], d["anchor"][1] + (d["box"][3] - d["box"][1]) / 2)
+               for d in layout]
+    assert sum(_overlap(a, b) for i, a in enumerate(default) for b in default[i + 1:]) >= 3
+    check_layout(layout, (W, H))
+    assert all(d["free"] for d in layout)
+    moved = [d for d in layout if d["leader"] is not None]
+    assert moved
+    # the text is drawn in its box (bright pixels inside), and a leader line is drawn
+    for d in layout:
+        x0, y0, x1, y1 = (int(round(v)) for v in d["box"])
+        assert rgb[H - y1:H - y0, x0:x1].max() > 150, d["text"]
+    (ax, ay), (bx, by) = moved[0]["leader"]
+    mid = (int(round((ax + bx) / 2)), int(round(H - (ay + by) / 2)))
+    assert rgb[mid[1] - 1:mid[1] + 2, mid[0] - 1:mid[0] + 2].max() > 120
+    # labels keep clear of every item's points (handles and markers)
+    for a in items:
+        for p in a.points:
+            x, y = pipe.patient_to_display(p)
+            for d in layout:
+                x0, y0, x1, y1 = d["box"]
+                assert not (x0 + 3 < x < x1 - 3 and y0 + 3 < y < y1 - 3), (d["text"], a.id)
+    # stable: another render keeps it, and a fresh layer with the same input lays out the same
+    off.render()
+    assert layer.label_layout() == layout
+    other = AnnotationLayer(off.renderer)
+    other.sync(pipe)
+    layer.set_visible(False)
+    other.set_items(items)
+    off.render()
+    assert np.allclose([d["box"] for d in other.label_layout()], [d["box"] for d in layout], atol=1e-6)
+    other.remove()
+    layer.set_visible(True)
+    # the selected item's label is placed first: nearer its anchor than when it came last
+    before = next(d for d in layout if d["id"] == "lvl")
+    layer.set_items(items, selected_id="lvl")
+    off.render()
+    sel = next(d for d in layer.label_layout() if d["id"] == "lvl")
+    assert _distance(sel["box"], *sel["anchor"]) < _distance(before["box"], *before["anchor"])
+    check_layout(layer.label_layout(), (W, H))
+
+
+def test_label_layout_follows_camera_only_when_it_changes(scene):
+    off, pipe, layer = scene
+    layer.set_items(crowded_disc(layer, pipe.plane_to_patient))
+    off.render()
+    first = layer.label_layout()
+    calls = []
+    real = layer._do_layout
+    layer._do_layout = lambda *a: (calls.append(1), real(*a))[1]
+    off.render()
+    off.render()
+    assert calls == [] and layer.label_layout() == first
+    pipe.zoom(0.5)  # zoomed out: the items crowd more, still no overlaps
+    off.render()
+    assert len(calls) == 1
+    check_layout(layer.label_layout(), (W, H))
+    pipe.zoom(4.0)  # zoomed in
+    off.render()
+    assert len(calls) == 2
+    check_layout(layer.label_layout(), (W, H))
+    pipe.pan(30.0, 0.0)
+    off.render()
+    assert len(calls) == 3
+    check_layout(layer.label_layout(), (W, H))
+
+
+def test_label_layout_at_export_scale_3(offscreen):
+    from discviewer.render.figure import ViewState, render_view_info
+
+    off = offscreen(W, H)
+    pipe = SlicePipeline(off.renderer, plane="sag")
+    vol = dark_volume()
+    pipe.set_volume(vol)
+    layer = AnnotationLayer(off.renderer)
+    layer.sync(pipe)
+    items = crowded_disc(layer, pipe.plane_to_patient)
+    state = ViewState(plane="sag", point=tuple(pipe.point()), window=(505.0, 990.0), annotations=tuple(items),
+                      fov_mm=60.0)
+    layer.remove()
+    small = render_view_info(vol, state, 400, 300)
+    big = render_view_info(vol, state, 1200, 900, scale=3)
+    for info, scale in ((small, 1.0), (big, 3.0)):
+        labels = info.annotation_labels
+        assert sorted(d["id"] for d in labels) == sorted(a.id for a in items)
+        w, h = info.rgb.shape[1], info.rgb.shape[0]
+        # picture rows (row 0 = top) back to y-up for the shared checks
+        check_layout([dict(d, box=(d["box"][0], h - d["box"][3], d["box"][2], h - d["box"][1]),
+                           anchor=(d["anchor"][0], h - d["anchor"][1]),
+                           leader=None if d["leader"] is None else
+                           tuple((p[0], h - p[1]) for p in d["leader"])) for d in labels], (w, h), scale)
+        for d in labels:
+            x0, r0, x1, r1 = (int(round(v)) for v in d["box"])
+            assert info.rgb[r0:r1, x0:x1].max() > 150, d["text"]
+    # the 3× export is laid out like the view (same places, three times the pixels; a label's box is
+    # at least its view size × 3, as fonts do not scale exactly)
+    for a, b in zip(sorted(small.annotation_labels, key=lambda d: d["id"]),
+                    sorted(big.annotation_labels, key=lambda d: d["id"])):
+        assert np.asarray(b["anchor"]) == pytest.approx(3 * np.asarray(a["anchor"]), abs=3)
+        assert np.asarray(b["box"]) == pytest.approx(3 * np.asarray(a["box"]), abs=6), a["text"]
+        assert (b["leader"] is None) == (a["leader"] is None), a["text"]

@@ -224,6 +224,13 @@ class AutoAnswers:
 
 
 @pytest.fixture(autouse=True)
+def research_use_acknowledged(monkeypatch):
+    """The first-run research-use dialog is modal: entry points the tests call (`discviewer read`,
+    `app.run`) would wait on it forever. tests/ui/test_first_run.py removes this to test the dialog."""
+    monkeypatch.setenv("DISCVIEWER_ACKNOWLEDGE_RESEARCH_USE", "1")
+
+
+@pytest.fixture(autouse=True)
 def auto_answers(monkeypatch):
     answers = AutoAnswers()
     monkeypatch.setattr("discviewer.ui.project_controller.default_ask", lambda parent: answers)

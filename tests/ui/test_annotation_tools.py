@@ -10,7 +10,8 @@ import pytest
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from discviewer.annotations import AnnotationSet
-from discviewer.ui.annotation_tools import AnnotationToolGroup, AnnotationTools, ToolContext
+from discviewer.render.annotation_layer import WARNING_COLOR
+from discviewer.ui.annotation_tools import LOW_CONFIDENCE, AnnotationToolGroup, AnnotationTools, ToolContext
 from discviewer.ui.vtk_slice_view import VtkSliceView
 
 Qt = QtCore.Qt
@@ -505,16 +506,23 @@ def fake_measure(monkeypatch):
 def test_semi_automatic_flow_propose_adjust_accept_cancel(view, tools, aset, events, qtbot, fake_measure):
     tools.set_tool("disc_height")
     seed_pos, seed = pos_of(view, (30, 20))
+    status = []
+    tools.message.connect(status.append)
     click(view, events, seed_pos)
     assert len(fake_measure.calls) == 1 and np.allclose(fake_measure.calls[0], seed)
     pts = tools.proposal_points()
     assert len(pts) == 6 and len(aset) == 0
     assert tools.layer.preview()["kind"] == "disc_height" and "DHm 9.0 mm" in tools.layer.preview()["label"]
+    # a confident detection (0.8): said so, handles in the normal preview colour
+    assert tools.proposal_confidence() == 0.8 and not tools.proposal_low_confidence()
+    assert status[-1].startswith("Proposed disc height (confidence 0.80)") and "low" not in status[-1]
+    assert tools.layer.preview()["handle_color"] is None
     # Enter accepts untouched: "(accepted)", values from compute_values
     key(qtbot, view, Qt.Key.Key_Return)
     (a,) = list(aset)
     assert a.method == "semi-automatic 6-point (accepted)" and a.values["DHm"] == pytest.approx(9.0)
     assert a.extra["detection_confidence"] == 0.8 and a.extra["detection_method"] == "fake"
+    assert status[-1] == "Disc height stored (accepted; detector confidence 0.80)"
     assert tools.proposal_points() is None and tools.tool == "disc_height"
     # a second proposal: drag the upper middle point up 2 rows (2 mm), Enter: "(adjusted)"
     click(view, events, seed_pos)
@@ -569,6 +577,8 @@ def test_semi_automatic_disc_height_on_phantom(qtbot, phantom, events, aset):
     centre = np.asarray(truth["centre"])
     v.set_volume(vol, point=centre)
     tools = AnnotationTools(v, lambda: ToolContext(annotations=aset, visit_id="V1", level="L4/L5"))
+    status = []
+    tools.message.connect(status.append)
     try:
         tools.set_tool("disc_height")
         click(v, events, v.widget_point_for_patient(centre))
@@ -593,7 +603,21 @@ def test_semi_automatic_disc_height_on_phantom(qtbot, phantom, events, aset):
             d = np.asarray(p) - np.asarray(lm[name])
             assert abs(d @ h) < 1.0, name
         assert tools.layer.preview()["kind"] == "disc_height"
-        v.capture()
+        # the coarse demo phantom (1.875 mm pixels): the detector is unsure and the UI says so — the
+        # status bar while the proposal is pending, and its handles in the warning colour
+        conf = detect_disc_landmarks(vol, clicked).confidence
+        assert conf < LOW_CONFIDENCE and tools.proposal_confidence() == pytest.approx(conf)
+        assert tools.proposal_low_confidence()
+        assert "Proposed disc height (confidence low: check the points" in status[-1]
+        assert tools.layer.preview()["handle_color"] == pytest.approx(WARNING_COLOR)
+        rgb = v.capture()
+        s = v._dpr()
+        warn = np.array([round(255 * c) for c in WARNING_COLOR])
+        for p in pts:
+            q = v.widget_point_for_patient(p)
+            x, y = int(round(q.x() * s)), int(round(q.y() * s))
+            patch = rgb[y - 2:y + 3, x - 2:x + 3].reshape(-1, 3).astype(int)
+            assert (np.abs(patch - warn).max(axis=1) < 60).sum() >= 5, "handle not in the warning colour"
         # drag one proposed point, then Enter: stored as adjusted
         up = v.widget_point_for_patient(pts[1])
         events.drag(v, up, up + QtCore.QPointF(0, -3), LEFT)
@@ -603,15 +627,20 @@ def test_semi_automatic_disc_height_on_phantom(qtbot, phantom, events, aset):
         assert a.kind == "disc_height" and a.method == "semi-automatic 6-point (adjusted)"
         assert a.level == "L4/L5" and {"DHa", "DHm", "DHp"} <= set(a.values)
         assert a.values["DHm"] == pytest.approx(truth["DHm"], abs=2.5)
-        assert "detection_confidence" in a.extra
+        # the detector's confidence is kept with the accepted measurement (also when adjusted)
+        assert a.extra["detection_confidence"] == pytest.approx(conf)
+        assert any("coarse pixels" in w for w in a.extra["detection_warnings"])
         # a second proposal, Esc cancels it; another one accepted untouched
         click(v, events, v.widget_point_for_patient(centre))
         assert tools.proposal_points() is not None
         key(qtbot, v, Qt.Key.Key_Escape)
         assert tools.proposal_points() is None and len(aset) == 1 and tools.tool == "disc_height"
         click(v, events, v.widget_point_for_patient(centre))
+        assert "confidence low: check the points" in status[-1]
         tools.accept()
         assert aset.select(kind="disc_height")[-1].method == "semi-automatic 6-point (accepted)"
+        assert aset.select(kind="disc_height")[-1].extra["detection_confidence"] == pytest.approx(conf)
+        assert status[-1] == f"Disc height stored (accepted; detector confidence {conf:.2f} (low))"
     finally:
         tools.close()
         v.hide()
