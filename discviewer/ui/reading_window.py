@@ -68,6 +68,7 @@ from discviewer.reading.answers import (AnswerLockedError, EmptyAnswersError, Mi
 from discviewer.reading.blinding import APP_TITLE, REREAD_TITLE, blinded_title, neutral_series_title
 from discviewer.reading.questions import AnswerError
 from discviewer.reading.session import ReadingError, entries_for_role
+from discviewer.ui import project_controller
 from discviewer.ui.reading_questions import QuestionsPanel
 from discviewer.ui.vtk_slice_view import VtkSliceView
 
@@ -76,25 +77,6 @@ Qt = QtCore.Qt
 
 def _log(msg: str) -> None:
     print(f"discviewer reading: {msg}", file=sys.stderr)
-
-
-def default_ask(parent: QtWidgets.QWidget | None):
-    """ask(kind, title, text, buttons) -> the button chosen (a modal message box)."""
-    def ask(kind: str, title: str, text: str, buttons: list[str]) -> str:
-        icon = {"warning": QtWidgets.QMessageBox.Icon.Warning, "error": QtWidgets.QMessageBox.Icon.Critical,
-                "question": QtWidgets.QMessageBox.Icon.Question}.get(kind, QtWidgets.QMessageBox.Icon.Information)
-        box = QtWidgets.QMessageBox(icon, title, text, QtWidgets.QMessageBox.StandardButton.NoButton, parent)
-        made = {b: box.addButton(b, QtWidgets.QMessageBox.ButtonRole.ActionRole) for b in buttons}
-        if buttons:
-            box.setDefaultButton(made[buttons[0]])
-        box.exec()
-        clicked = box.clickedButton()
-        for b, w in made.items():
-            if w is clicked:
-                return b
-        return buttons[-1] if buttons else ""
-
-    return ask
 
 
 def project_persist(project):
@@ -234,7 +216,7 @@ class ReadingWindow(QtWidgets.QMainWindow):
         self._load_fn = load_fn
         self.clock = clock or (lambda: _dt.datetime.now(_dt.timezone.utc))
         self.monotonic = monotonic or time.monotonic
-        self.ask = ask or default_ask(self)
+        self.ask = ask or project_controller.default_ask(self)  # a modal message box
         self.allow_new_reader = (not session.readers) if allow_new_reader is None else bool(allow_new_reader)
         self.reader: str | None = None
         self.read = 1
