@@ -17,6 +17,18 @@ TID 1500 "Imaging Measurement Report":
   `kind=…`, `method=…` (the annotation's method text: the values are computed by discviewer from the
   reader's points). Source images: the SOP instances of the annotation's series (and echo) whose
   slices hold its points (and its ROI slab).
+- Where each value was measured (SCOORD3D, LPS mm, in the Frame of Reference of the referenced source
+  images — the remapped one when de-identified, as every other UID — so OHIF / Slicer can draw it):
+  ROI annotations (ellipse, polygon, freehand; an iron annotation's ROI) become TID 1410 *planar ROI*
+  groups whose Image Region is the outline (`roi_region`: POLYGON closed by repeating its first point;
+  ELLIPSE as the end points of its two axes, the major first); TID 1410 has no group-level source
+  images, so there each measurement names them (INFERRED FROM IMAGE). Lengths and angles stay TID 1501
+  groups; each measurement is INFERRED FROM the POLYLINE(s) it was measured along
+  (`measurement_lines`: ruler 2 points; angle arm–vertex–arm; DHa/DHm/DHp and VBHa/VBHm/VBHp the
+  upper–lower point pairs; depth_mm its two anterior–posterior lines). Values derived from other
+  values (dh_mean, indices, ratios) carry none. Without source images, or when they have no Frame of
+  Reference UID, a group carries no coordinates (TID 1501, as before). Graphic Data is FL (32-bit
+  float): coordinates are stored to float32 precision (~2e-6 mm at 40 mm from the origin).
 - Measurements (TID 300), UCUM units (`ucum_unit`: mm, mm2, mm3, /s, deg, %, {ratio}, [arb'U] for
   raw signal, {voxels}, {score}, 1), concept codes from SCT/DCM where one exists:
 
@@ -236,6 +248,72 @@ def _tracking_uid(annotation_id: str) -> str:
     return hashed_uid(annotation_id, "discviewer annotation")
 
 
+# ------------------------------------------------------------------------------------------ geometry
+def roi_region(annotation) -> tuple[str, np.ndarray] | None:
+    """(graphic type, (N, 3) LPS mm) of the outline an ROI annotation (ellipse / polygon / freehand, or
+    an iron annotation's ROI of kind `extra["roi_kind"]`) measured; None for other kinds.
+
+    The points are projected onto the ROI's plane along its normal (what the ROI statistics do; a
+    drawn point already lies on it). POLYGON: the outline closed by repeating the first point (unless
+    the last one is it already). ELLIPSE (DICOM: the two end points of the major axis, then the two of
+    the minor axis): from centre C, axis-a end A and axis-b end B, axis a runs from A to 2C − A and
+    axis b from C + b to C − b, b the part of B − C orthogonal to A − C (as `PlaneROI.ellipse_axes`);
+    the longer axis comes first."""
+    from discviewer.measure.compute import plane_roi_of
+    from discviewer.measure.roi import ROI_KINDS
+
+    extra = annotation.extra or {}
+    kind = annotation.kind
+    if kind == "iron":
+        kind = extra.get("roi_kind") or "polygon"
+        if kind not in ROI_KINDS:
+            kind = "polygon"
+    elif kind not in ROI_KINDS:
+        return None
+    pts = np.asarray(annotation.points or [], dtype=np.float64).reshape(-1, 3)
+    if len(pts) < 3 or (kind == "ellipse" and len(pts) != 3):
+        return None
+    roi = plane_roi_of(annotation, kind)
+    n = np.asarray(roi.plane_normal, dtype=np.float64)
+    n = n / np.linalg.norm(n)
+    pts = pts - np.outer((pts - np.asarray(roi.plane_origin, dtype=np.float64)) @ n, n)
+    if kind == "ellipse":
+        c, pa, pb = pts
+        va = pa - c
+        la = float(np.linalg.norm(va))
+        if la <= 0:
+            return None
+        vb = (pb - c) - va * (np.dot(pb - c, va) / la ** 2)
+        if float(np.linalg.norm(vb)) <= 0:
+            return None
+        axes = [(pa, c - va), (c + vb, c - vb)]
+        if np.linalg.norm(vb) > la:
+            axes.reverse()
+        return "ELLIPSE", np.array([*axes[0], *axes[1]], dtype=np.float64)
+    if not np.array_equal(pts[0], pts[-1]):
+        pts = np.vstack([pts, pts[:1]])
+    return "POLYGON", pts
+
+
+def measurement_lines(annotation) -> dict[str, list[np.ndarray]]:
+    """Value key → the POLYLINEs ((k, 3) LPS mm each) a length or angle was measured along:
+    ruler length_mm: its two points; angle_deg: arm end, vertex, arm end; disc_height / vb_height
+    (points U_a, U_m, U_p, L_a, L_m, L_p): DHa / VBHa = U_a–L_a, …m = U_m–L_m, …p = U_p–L_p, and
+    depth_mm (the mean of two depths) = U_a–U_p and L_a–L_p."""
+    pts = np.asarray(annotation.points or [], dtype=np.float64).reshape(-1, 3)
+    kind = annotation.kind
+    if kind == "ruler" and len(pts) == 2:
+        return {"length_mm": [pts]}
+    if kind == "angle" and len(pts) == 3:
+        return {"angle_deg": [pts]}
+    if kind in ("disc_height", "vb_height") and len(pts) == 6:
+        prefix = "DH" if kind == "disc_height" else "VBH"
+        out = {f"{prefix}{s}": [pts[[i, i + 3]]] for i, s in enumerate("amp")}
+        out["depth_mm"] = [pts[[0, 2]], pts[[3, 5]]]
+        return out
+    return {}
+
+
 # ------------------------------------------------------------------------------------------ study model
 def _patient_and_visit(workspace, patient, visit):
     if workspace.study is None:
@@ -436,24 +514,14 @@ def measurement_report(workspace, patient, visit, policy: ExportPolicy, *,
 
     groups = []
     for a in annotations:
-        measurements = []
         items = [(k, val, str(a.units.get(k, ""))) for k, val in a.values.items()]
         items += [(r.measure, r.value, r.unit) for r in derived.get(a.id, [])]
-        site = _finding_site_code(a.level, a.kind, a.extra or {})
-        for key, raw, unit in items:
-            if isinstance(raw, bool):
-                raw = float(raw)
-            if not isinstance(raw, (int, float, np.integer, np.floating)) or not np.isfinite(float(raw)):
-                continue
-            code = measure_code(key, unit)
-            sites = None
-            if code.modifier is not None and site is not None:
-                sites = [hd.sr.FindingSite(site, topographical_modifier=code.modifier)]
-            measurements.append(hd.sr.Measurement(name=code.concept, value=float(raw), unit=ucum_unit(unit, key),
-                                                  derivation=code.derivation, finding_sites=sites))
-        if not measurements:
+        items = [(k, float(raw), unit) for k, raw, unit in items
+                 if isinstance(raw, (bool, int, float, np.integer, np.floating)) and np.isfinite(float(raw))]
+        if not items:
             continue
-        sources = []
+        site = _finding_site_code(a.level, a.kind, a.extra or {})
+        sources = []  # (SOP Class UID, SOP Instance UID, frame numbers, Frame of Reference UID)
         entry = entries.get(a.series_uid)
         if entry is not None:
             cand = _frames_of(entry, (a.extra or {}).get("echo_time_ms"))
@@ -462,18 +530,47 @@ def measurement_report(workspace, patient, visit, policy: ExportPolicy, *,
                     continue
                 ds = evidence_for(f)
                 frames = [f.frame + 1] if cand.is_multiframe else None
-                sources.append(hd.sr.SourceImageForMeasurementGroup(str(ds.SOPClassUID), str(ds.SOPInstanceUID),
-                                                                    referenced_frame_numbers=frames))
+                sources.append((str(ds.SOPClassUID), str(ds.SOPInstanceUID), frames,
+                                str(ds.get("FrameOfReferenceUID", "") or "")))
+        # spatial coordinates: in the (remapped when de-identified) Frame of Reference of the images
+        for_uid = next((s[3] for s in sources if s[3]), "")
+        region = roi_region(a) if for_uid else None
+        lines = measurement_lines(a) if for_uid else {}
+        measurements = []
+        for key, value, unit in items:
+            code = measure_code(key, unit)
+            sites = None
+            if code.modifier is not None and site is not None:
+                sites = [hd.sr.FindingSite(site, topographical_modifier=code.modifier)]
+            coords = [hd.sr.CoordinatesForMeasurement3D(graphic_type="POLYLINE", graphic_data=line,
+                                                        frame_of_reference_uid=for_uid)
+                      for line in lines.get(key, [])] or None
+            images = None
+            if region is not None:  # TID 1410 has no group-level source images: each measurement's own
+                images = [hd.sr.SourceImageForMeasurement(c, i, referenced_frame_numbers=fr)
+                          for c, i, fr, _ in sources]
+            measurements.append(hd.sr.Measurement(name=code.concept, value=value, unit=ucum_unit(unit, key),
+                                                  derivation=code.derivation, finding_sites=sites,
+                                                  referenced_images=images, referenced_coordinates=coords))
         params = [f"kind={a.kind}"] + ([f"method={a.method}"] if a.method else [])
-        groups.append(hd.sr.MeasurementsAndQualitativeEvaluations(
+        common = dict(
             tracking_identifier=hd.sr.TrackingIdentifier(uid=_tracking_uid(a.id),
                                                          identifier=f"{a.level or 'no level'} {a.id}"),
             time_point_context=time_point,
             algorithm_id=hd.sr.AlgorithmIdentification(name="discviewer", version=app_version(),
                                                        parameters=params),
             finding_sites=[hd.sr.FindingSite(site)] if site is not None else None,
-            measurements=measurements,
-            source_images=sources or None))
+            measurements=measurements)
+        if region is not None:
+            groups.append(hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
+                referenced_region=hd.sr.ImageRegion3D(graphic_type=region[0], graphic_data=region[1],
+                                                      frame_of_reference_uid=for_uid),
+                **common))
+        else:
+            groups.append(hd.sr.MeasurementsAndQualitativeEvaluations(
+                source_images=[hd.sr.SourceImageForMeasurementGroup(c, i, referenced_frame_numbers=fr)
+                               for c, i, fr, _ in sources] or None,
+                **common))
     if not groups:
         raise ValueError(f"no numeric measurements for visit {v.label!r}")
     if not evidence:  # nothing referenced an image: the visit's first file carries patient and study
@@ -606,7 +703,10 @@ TIME_POINT_OFFSET = ("128740", "DCM")
 def read_measurement_report(ds: Dataset) -> list[dict]:
     """Rows of a report written by `measurement_report`: tracking identifier and UID, level, annotation id,
     key (the value key / measure name), value, unit (UCUM code value), derivation, finding site and
-    modifier (code values), referenced SOP Instance UIDs of the group, time point and days."""
+    modifier (code values), referenced SOP Instance UIDs of the group (of its measurements for an ROI
+    group), time point and days; `region`: (graphic type, (N, 3) LPS mm) of an ROI group's image
+    region, else None; `coordinates`: [(graphic type, (k, 3) LPS mm)] the value was measured along
+    (SCOORD3D it is inferred from); `frame_of_reference_uid` of those coordinates (None without any)."""
     import highdicom as hd
 
     sr = hd.sr.Comprehensive3DSR.from_dataset(ds, copy=True)
@@ -620,10 +720,20 @@ def read_measurement_report(ds: Dataset) -> list[dict]:
         for concept in (MR_SIGNAL, R2STAR):
             reverse[(concept.value, concept.scheme_designator, d.value, None)] = k
     rows = []
-    for group in sr.content.get_image_measurement_groups():
+    groups = [*sr.content.get_image_measurement_groups(), *sr.content.get_planar_roi_measurement_groups()]
+    for group in groups:
         ident = str(group.tracking_identifier)
         level, _, ann_id = ident.rpartition(" ")
-        refs = [str(s.referenced_sop_instance_uid) for s in (group.source_images or [])]
+        region, for_uid = None, None
+        if isinstance(group, hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations):
+            roi = group.roi
+            if roi is not None:
+                region = (roi.graphic_type.value, np.asarray(roi.value, dtype=np.float64))
+                for_uid = str(roi.frame_of_reference_uid) if hasattr(roi, "frame_of_reference_uid") else None
+            refs = list(dict.fromkeys(str(s.referenced_sop_instance_uid) for m in group.get_measurements()
+                                      for s in m.referenced_images))
+        else:
+            refs = [str(s.referenced_sop_instance_uid) for s in (group.source_images or [])]
         time_point, days, order = "", None, None
         measurements = []
         for m in group.get_measurements():
@@ -651,11 +761,16 @@ def read_measurement_report(ds: Dataset) -> list[dict]:
                 key = ("VBH" if vertebra else "DH") + suffix
             if key is None:
                 key = m.name.meaning
+            coords = [(c.graphic_type.value, np.asarray(c.value, dtype=np.float64)) for c in m.referenced_coordinates
+                      if isinstance(c, hd.sr.Scoord3DContentItem)]
+            m_for = {str(c.frame_of_reference_uid) for c in m.referenced_coordinates
+                     if isinstance(c, hd.sr.Scoord3DContentItem)}
             rows.append({"tracking_identifier": ident, "tracking_uid": str(group.tracking_uid), "level": level,
                          "annotation_id": ann_id, "key": key, "value": float(m.value), "unit": m.unit.value,
                          "concept": _code_key(m.name), "derivation": deriv, "finding_site": group_site,
                          "modifier": mod, "referenced_sop_uids": refs, "time_point": time_point,
-                         "time_point_order": order, "days": days})
+                         "time_point_order": order, "days": days, "region": region, "coordinates": coords,
+                         "frame_of_reference_uid": for_uid or (m_for.pop() if len(m_for) == 1 else None)})
     return rows
 
 
@@ -677,5 +792,6 @@ def _code_key_ds(item) -> tuple[str, str]:
 
 
 __all__ = ["PRIVATE_SCHEME", "PRIVATE_CODES", "MeasureCode", "measure_code", "ucum_unit", "source_headers",
+           "roi_region", "measurement_lines",
            "readers_of", "measurement_report", "visit_folder", "write_sr_dir", "secondary_capture",
            "write_secondary_capture", "read_measurement_report"]
