@@ -52,6 +52,16 @@ class MontageError(Exception):
     """A montage cannot be made (no disc label, no series of a role, unknown patient …)."""
 
 
+class MontageCancelled(MontageError):
+    """The `progress` callback returned False: the caller cancelled; nothing was returned."""
+
+
+def _step(progress, done: int, total: int) -> None:
+    """Report `done` of `total` to an optional `progress(done, total) -> keep_going` callback."""
+    if progress is not None and progress(done, total) is False:
+        raise MontageCancelled(f"cancelled after {done} of {total}")
+
+
 # ---------------------------------------------------------------------------------------- source
 @dataclass
 class _Source:
@@ -326,9 +336,11 @@ def build_montage(source, patient, level: str, roles: Sequence[str], *, visits=N
                   height_per_cell: int | None = None, window=None, policy=None, plane: str = "sag",
                   fov_mm: float = DEFAULT_FOV_MM, scale: float = 1.0, centre=None, echoes: dict | None = None,
                   relative_window: bool = True, load: Callable | None = None,
-                  title: str | None = None) -> MontageResult:
+                  title: str | None = None, progress: Callable | None = None) -> MontageResult:
     """`montage` with its layout and what was drawn (`MontageResult`); `title` replaces the level
-    name in the top-left corner (e.g. when `centre` is not the level's disc)."""
+    name in the top-left corner (e.g. when `centre` is not the level's disc). `progress(done, total)`,
+    if given, is called once per cell (total = rows × visits) after the cell is set up; returning
+    False raises `MontageCancelled`."""
     src = _source(source, policy)
     pol = src.policy
     pat = _patient(src.study, patient)
@@ -388,6 +400,7 @@ def build_montage(source, patient, level: str, roles: Sequence[str], *, visits=N
                     _add_text(bg, cell.error or "missing", x0 + cw / 2.0, H - y_top - ch / 2.0, fs,
                               color=(0.7, 0.7, 0.7))
                     res.errors.append(f"{col_labels[c]} / {roles[r]}: {cell.error}")
+                    _step(progress, r * nc + c + 1, nr * nc)
                     continue
                 vp = (x0 / W, 1.0 - (y_top + ch) / H, (x0 + cw) / W, 1.0 - y_top / H)
                 fig = FigureRenderer(cw, ch, scale=s, offscreen=off, renderer=off.add_renderer(vp))
@@ -397,6 +410,7 @@ def build_montage(source, patient, level: str, roles: Sequence[str], *, visits=N
                          ruo=False, corner_texts=False, forbidden=forbidden)
                 figs[(r, c)] = fig
                 res.windows[(r, c)] = cell.window
+                _step(progress, r * nc + c + 1, nr * nc)
         reg, res.registered = registration_note(src.transforms, pat, vis, level)
         notice = RESEARCH_USE_NOTICE + f"   ·   {reg}; " + \
             ("W/L relative to each visit's 1st–99th percentile" if relative_window else "same raw W/L")
@@ -436,10 +450,11 @@ def montage(source, patient, level: str, roles: Sequence[str], *, visits=None, w
 def flicker_frames(source, patient, level: str, role: str, *, visits=None, width: int = 512, height: int = 512,
                    policy=None, plane: str = "sag", fov_mm: float = DEFAULT_FOV_MM, scale: float = 1.0, centre=None,
                    echo: int | None = None, window=None, relative_window: bool = True,
-                   load: Callable | None = None) -> list[np.ndarray]:
+                   load: Callable | None = None, progress: Callable | None = None) -> list[np.ndarray]:
     """Registered frames of one disc for a flicker: baseline and follow-up (default: the patient's
     first and last visit; `visits` = any visits, in the order to show), same zoom, same place, same
-    (relative) window, each labelled with its visit."""
+    (relative) window, each labelled with its visit. `progress(done, total)`: as in `build_montage`,
+    once per frame."""
     src = _source(source, policy)
     pat = _patient(src.study, patient)
     if visits is None:
@@ -466,28 +481,33 @@ def flicker_frames(source, patient, level: str, role: str, *, visits=None, width
             fig.show(cell.volume, state, labels={"series": label, "slice": f"{level} · {reg}"},
                      forbidden=forbidden)
             frames.append(fig.render().rgb)
+            _step(progress, len(frames), len(cells))
         return frames
     finally:
         fig.close()
 
 
 def sweep_frames(volume, state: ViewState, width: int, height: int, *, step: int = 1, start: int | None = None,
-                 stop: int | None = None, **render_kw) -> list[np.ndarray]:
+                 stop: int | None = None, progress: Callable | None = None, **render_kw) -> list[np.ndarray]:
     """One frame per slice along the plane's normal (every `step`-th), same zoom, pan and window;
-    keywords as `render_view` (labels, scale, forbidden …)."""
+    keywords as `render_view` (labels, scale, forbidden …). `progress(done, total)`: as in
+    `build_montage`, once per frame."""
     from discviewer.render.figure import sweep_states
 
     scale = render_kw.pop("scale", 1.0)
     fig = FigureRenderer(width, height, scale=scale)
     try:
         frames = []
-        for st in sweep_states(volume, state, step=step, start=start, stop=stop):
+        states = list(sweep_states(volume, state, step=step, start=start, stop=stop))
+        for st in states:
             fig.show(volume, st, **render_kw)
             frames.append(fig.render().rgb)
+            _step(progress, len(frames), len(states))
         return frames
     finally:
         fig.close()
 
 
-__all__ = ["MontageError", "MontageResult", "build_montage", "montage", "flicker_frames", "sweep_frames",
+__all__ = ["MontageError", "MontageCancelled", "MontageResult", "build_montage", "montage", "flicker_frames",
+           "sweep_frames",
            "visit_label", "forbidden_strings", "disc_centre", "default_policy", "role_label"]

@@ -13,11 +13,18 @@ Qt virtual overrides through it). For an unhandled exception `CrashHandler`, in 
 Each step is guarded, so a failure in one never hides the others; KeyboardInterrupt goes to the
 default hook. The app keeps running after the dialog (Qt cannot unwind a slot): the user decides
 whether to save and quit.
+
+Worker threads: `install_excepthook` also replaces `threading.excepthook` (unhandled exceptions in
+Python threads), and `sys.excepthook` is also what PySide6 calls for an exception escaping a QThread's
+`run` (and what `workers.Job` calls for an error it does not expect, see `report_unhandled`). Called on
+any thread but the GUI thread, the handler only queues the exception to the GUI thread (a queued
+signal), where the steps above run — so autosave, report and dialog never run off the GUI thread.
 """
 from __future__ import annotations
 
 import logging
 import sys
+import threading
 import traceback
 from pathlib import Path
 
@@ -42,15 +49,64 @@ def _patient_strings(window) -> list[str]:
     return [s for s in out if s]
 
 
+class _Relay(QtCore.QObject):
+    """Lives on the GUI thread; `raised` emitted from a worker thread is delivered there (queued)."""
+
+    raised = QtCore.Signal(object)  # (etype, value, tb, thread name)
+
+
+def _on_gui_thread() -> bool:
+    app = QtCore.QCoreApplication.instance()
+    if app is None:
+        return threading.current_thread() is threading.main_thread()
+    return QtCore.QThread.currentThread() is app.thread()
+
+
 class CrashHandler:
-    def __init__(self, window, *, previous=None, show_dialog: bool = True) -> None:
+    def __init__(self, window, *, previous=None, previous_thread_hook=None, show_dialog: bool = True) -> None:
         self.window = window
         self.previous = previous
+        self.previous_thread_hook = previous_thread_hook
         self.show_dialog = show_dialog
         self.dialog: QtWidgets.QMessageBox | None = None
         self.reports: list[Path] = []
         self.last_autosave: Path | None = None
+        self.handled_threads: list[str] = []  # the thread each handled exception came from
         self._busy = False
+        self._relay = _Relay()  # created on the GUI thread (install_excepthook runs there)
+        self._relay.raised.connect(self._on_raised, Qt.ConnectionType.QueuedConnection)
+
+    def thread_hook(self, args) -> None:
+        """`threading.excepthook`: an unhandled exception in a Python thread."""
+        if args.exc_type is SystemExit:
+            return
+        name = getattr(args.thread, "name", None) or "thread"
+        self._dispatch(args.exc_type, args.exc_value, args.exc_traceback, name)
+
+    def _dispatch(self, etype, value, tb, thread_name: str) -> None:
+        if _on_gui_thread():
+            self._call(etype, value, tb, thread_name)
+            return
+        try:
+            log.error("unhandled exception in thread %s: %s: %s (handled on the GUI thread)", thread_name,
+                      etype.__name__, value)
+        except Exception:
+            pass
+        self._relay.raised.emit((etype, value, tb, thread_name))  # queued: runs on the GUI thread
+
+    def _on_raised(self, item) -> None:
+        self._call(*item)
+
+    def _call(self, etype, value, tb, thread_name: str) -> None:
+        if issubclass(etype, KeyboardInterrupt) or self._busy:
+            (self.previous or sys.__excepthook__)(etype, value, tb)
+            return
+        self._busy = True
+        try:
+            self.handled_threads.append(thread_name)
+            self.handle((etype, value, tb))
+        finally:
+            self._busy = False
 
     def autosave(self) -> Path | None:
         """Autosave the open project's unsaved work now; its path (None: nothing unsaved)."""
@@ -65,14 +121,8 @@ class CrashHandler:
         return path if path.exists() else None
 
     def __call__(self, etype, value, tb) -> None:
-        if issubclass(etype, KeyboardInterrupt) or self._busy:
-            (self.previous or sys.__excepthook__)(etype, value, tb)
-            return
-        self._busy = True
-        try:
-            self.handle((etype, value, tb))
-        finally:
-            self._busy = False
+        """`sys.excepthook`; from a thread other than the GUI thread it is queued to the GUI thread."""
+        self._dispatch(etype, value, tb, threading.current_thread().name)
 
     def handle(self, exc_info) -> Path | None:
         redact = []
@@ -132,12 +182,30 @@ class CrashHandler:
 
 
 def install_excepthook(window, *, show_dialog: bool = True) -> CrashHandler:
-    """Route unhandled exceptions to a `CrashHandler` for `window`; returns it (`uninstall_excepthook`)."""
-    handler = CrashHandler(window, previous=sys.excepthook, show_dialog=show_dialog)
+    """Route unhandled exceptions (GUI thread and worker threads) to a `CrashHandler` for `window`;
+    returns it (`uninstall_excepthook`). Call on the GUI thread."""
+    handler = CrashHandler(window, previous=sys.excepthook, previous_thread_hook=threading.excepthook,
+                           show_dialog=show_dialog)
     sys.excepthook = handler
+    threading.excepthook = handler.thread_hook
     return handler
 
 
 def uninstall_excepthook(handler: CrashHandler) -> None:
     if sys.excepthook is handler:
         sys.excepthook = handler.previous or sys.__excepthook__
+    if threading.excepthook == handler.thread_hook:
+        threading.excepthook = handler.previous_thread_hook or threading.__excepthook__
+
+
+def report_unhandled(exc_info=None) -> None:
+    """Hand an exception nobody expected to the installed hook (`sys.excepthook`): from a worker
+    thread, a `CrashHandler` queues it to the GUI thread. Never raises."""
+    exc_info = exc_info or sys.exc_info()
+    try:
+        sys.excepthook(*exc_info)
+    except Exception:
+        try:
+            sys.__excepthook__(*exc_info)
+        except Exception:
+            pass

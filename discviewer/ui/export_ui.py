@@ -14,9 +14,16 @@ identifying text" box is the explicit opt-in (unchecked each time a dialog opens
 
 The methods `export_view`, `export_montage` and `export_sequence` do the work without a dialog
 (tests, scripts); the menu actions open a dialog and call them.
+
+Rendering stays on the GUI thread (VTK render windows are bound to one thread and VTK is not
+thread-safe with the Qt VTK widgets), so montages and sequences, which take seconds, render one
+cell / frame at a time behind a window-modal `QProgressDialog` with Cancel, letting the event loop
+run between cells. Files are written only once everything rendered, so Cancel writes nothing. The
+single-view exports are fast and run as before.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -103,6 +110,7 @@ class ExportUI(QtCore.QObject):
         self.dialog: ExportDialog | None = None
         self.last_dir = str(Path.home())
         self.last_result = None  # RenderedView / MontageResult / list of paths of the last export
+        self.progress_dialog: QtWidgets.QProgressDialog | None = None  # while a montage / sequence renders
         self._build_menu()
 
     # ------------------------------------------------------------------ menu
@@ -304,11 +312,51 @@ class ExportUI(QtCore.QObject):
             return p
         return np.asarray(ts.to_baseline(p, visit.id), float)
 
+    @contextmanager
+    def _progress(self, progress, title: str, label: str):
+        """`progress(done, total) -> keep_going` for one montage / sequence: the caller's, or (None) one
+        driving a window-modal `QProgressDialog` with Cancel that lets the event loop run between cells."""
+        if progress is not None:
+            yield progress
+            return
+        if self.progress_dialog is not None:
+            raise RuntimeError("another export is still running")
+        dlg = QtWidgets.QProgressDialog(label, "Cancel", 0, 0, self.window)
+        dlg.setObjectName("export-progress")
+        dlg.setWindowTitle(title)
+        dlg.setWindowModality(Qt.WindowModality.WindowModal)  # no second export, no edits meanwhile
+        dlg.setMinimumDuration(0)
+        dlg.setAutoClose(False)
+        dlg.setAutoReset(False)
+        self.progress_dialog = dlg
+        QtWidgets.QApplication.setOverrideCursor(Qt.CursorShape.ArrowCursor)  # over `_run`'s wait cursor: Cancel
+        dlg.show()
+        QtWidgets.QApplication.processEvents()
+
+        def step(done: int, total: int) -> bool:
+            if dlg.maximum() != total:
+                dlg.setMaximum(int(total))
+            dlg.setValue(int(done))
+            dlg.setLabelText(f"{label} ({done} of {total})")
+            QtWidgets.QApplication.processEvents()  # paint, and let Cancel be clicked
+            return not dlg.wasCanceled()
+
+        try:
+            yield step
+        finally:
+            self.progress_dialog = None
+            QtWidgets.QApplication.restoreOverrideCursor()
+            dlg.close()
+            dlg.deleteLater()
+
     def export_montage(self, path, *, level: str | None = None, roles=None, scale: float = 2.0,
-                       identifying: bool = False, cell: int = 256):
-        """The montage of `level` for the active viewport's patient to `path`; returns the `MontageResult`."""
+                       identifying: bool = False, cell: int = 256, progress=None):
+        """The montage of `level` for the active viewport's patient to `path`; returns the `MontageResult`,
+        or None when cancelled (then nothing is written). `progress(done, total) -> keep_going` is called
+        once per cell; default: a progress dialog with Cancel."""
         from discviewer.render.figure import save_image
-        from discviewer.render.montage import MontageError, build_montage, disc_centre, forbidden_strings, _source
+        from discviewer.render.montage import (MontageCancelled, MontageError, build_montage, disc_centre,
+                                               forbidden_strings, _source)
 
         frame, view, patient, visit, entry, echo = self.active()
         if patient is None:
@@ -324,9 +372,14 @@ class ExportUI(QtCore.QObject):
         except MontageError:
             centre = self._view_centre_baseline(view, visit, level)
             note, title = f" (no disc label for {level}: centred on the view)", "view centre"
-        res = build_montage(src, patient, level, roles or self._roles_present(patient)[:2], policy=policy,
-                            scale=scale, width_per_cell=int(round(cell * scale)), centre=centre, load=self._load,
-                            title=title)
+        try:
+            with self._progress(progress, "Export montage", f"Rendering the {level} montage") as step:
+                res = build_montage(src, patient, level, roles or self._roles_present(patient)[:2], policy=policy,
+                                    scale=scale, width_per_cell=int(round(cell * scale)), centre=centre,
+                                    load=self._load, title=title, progress=step)
+        except MontageCancelled:
+            self._message("Montage export cancelled: nothing written")
+            return None
         if not res.registered and len(patient.visits) > 1:
             note += " — the visits are not registered (Register visits first)"
         forbidden = () if identifying else tuple(forbidden_strings(patient))
@@ -367,12 +420,13 @@ class ExportUI(QtCore.QObject):
 
     # ------------------------------------------------------------------ sequences
     def export_sequence(self, folder, *, kind: str = "flicker", scale: float = 3.0, identifying: bool = False,
-                        level: str | None = None, step: int = 1) -> list[Path]:
+                        level: str | None = None, step: int = 1, progress=None) -> list[Path] | None:
         """Numbered PNGs in `folder`: "flicker" (baseline and the active visit, registered to baseline,
-        same view) or "sweep" (every `step`-th slice of the active view). Returns the paths."""
-        from discviewer.render.figure import ViewState, write_sequence
-        from discviewer.render.montage import (MontageError, _source, disc_centre, flicker_frames,
-                                               forbidden_strings, sweep_frames)
+        same view) or "sweep" (every `step`-th slice of the active view). Returns the paths, or None when
+        cancelled (then nothing is written). `progress(done, total) -> keep_going` is called once per
+        frame; default: a progress dialog with Cancel."""
+        from discviewer.render.figure import write_sequence
+        from discviewer.render.montage import MontageCancelled, forbidden_strings
 
         frame, view, patient, visit, entry, echo = self.active()
         if view is None:
@@ -381,12 +435,33 @@ class ExportUI(QtCore.QObject):
         forbidden = () if identifying or patient is None else tuple(forbidden_strings(patient))
         w, h = view.render_window.GetSize()
         W, H = int(round(w * scale)), int(round(h * scale))
+        if kind not in ("sweep", "flicker"):
+            raise ValueError(f"kind must be 'flicker' or 'sweep', got {kind!r}")
+        try:
+            with self._progress(progress, "Export image sequence", f"Rendering the {kind} frames") as report:
+                frames, prefix = self._sequence_frames(kind, view, patient, visit, entry, echo, policy, forbidden,
+                                                       W, H, scale, level, step, report)
+        except MontageCancelled:
+            self._message("Sequence export cancelled: nothing written")
+            return None
+        paths = write_sequence(frames, folder, prefix, forbidden=forbidden)
+        self.last_result = paths
+        self.last_dir = str(Path(folder))
+        self._message(f"Exported {len(paths)} frames to {folder}")
+        return paths
+
+    def _sequence_frames(self, kind, view, patient, visit, entry, echo, policy, forbidden, W, H, scale, level,
+                         step, progress):
+        from discviewer.render.figure import ViewState
+        from discviewer.render.montage import MontageError, _source, disc_centre, flicker_frames, sweep_frames
+
         if kind == "sweep":
             labels = self.view_labels(policy, patient, visit, entry, echo)
             state = ViewState.from_pipeline(view.pipeline, annotations=self.view_annotations(view), labels=labels)
-            frames = sweep_frames(view.volume, state, W, H, step=step, scale=scale, forbidden=forbidden)
+            frames = sweep_frames(view.volume, state, W, H, step=step, scale=scale, forbidden=forbidden,
+                                  progress=progress)
             prefix = "sweep"
-        elif kind == "flicker":
+        else:
             if patient is None or entry is None:
                 raise ValueError("no patient in the active view")
             level = level or self._level()
@@ -401,15 +476,9 @@ class ExportUI(QtCore.QObject):
             fov = 2.0 * view.pipeline.view_state()[2]
             frames = flicker_frames(src, patient, level, str(getattr(entry.role, "value", entry.role)),
                                     visits=[patient.baseline, other], width=W, height=H, scale=scale, centre=centre,
-                                    fov_mm=fov, echo=echo, load=self._load)
+                                    fov_mm=fov, echo=echo, load=self._load, progress=progress)
             prefix = "flicker"
-        else:
-            raise ValueError(f"kind must be 'flicker' or 'sweep', got {kind!r}")
-        paths = write_sequence(frames, folder, prefix, forbidden=forbidden)
-        self.last_result = paths
-        self.last_dir = str(Path(folder))
-        self._message(f"Exported {len(paths)} frames to {folder}")
-        return paths
+        return frames, prefix
 
     def export_sequence_dialog(self) -> ExportDialog | None:
         frame, view, *_ = self.active()

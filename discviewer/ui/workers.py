@@ -9,6 +9,12 @@ through queued connections, so results are applied on the GUI thread; the receiv
 whether a result is still current by comparing `Job.request_id` with its latest request
 (stale results are dropped, never applied).
 
+An `Exception` raised by `fn` is expected (a broken file, a missing codec …): it becomes `failed`.
+Anything else escaping `run` — a `BaseException` that is not an `Exception` raised by `fn`, or an
+error in the job's own bookkeeping — is a bug: the job still ends with `failed` (so no receiver waits
+for ever) and the exception goes to the crash handler (`crash_ui.report_unhandled` →
+`sys.excepthook`), which handles it on the GUI thread.
+
 The default scan/load functions import `discviewer.io` lazily, so the UI can be built and
 tested with injected fakes while the io layer is absent.
 """
@@ -81,6 +87,21 @@ class Job(QtCore.QThread):
             self.progressed.emit(self.request_id, int(done), int(total))
 
     def run(self) -> None:  # noqa: D401 - QThread API
+        try:
+            self._run()
+        except BaseException as exc:  # noqa: BLE001 - not expected: to the crash handler, never into Qt
+            exc_info = (type(exc), exc, exc.__traceback__)
+            if self.outcome is None:
+                self.outcome = "failed"
+                try:
+                    self.failed.emit(self.request_id, f"unexpected error: {type(exc).__name__}: {exc}")
+                except Exception:
+                    pass
+            from discviewer.ui.crash_ui import report_unhandled
+
+            report_unhandled(exc_info)
+
+    def _run(self) -> None:
         try:
             result = self._fn(self._report, self.is_cancelled)
         except Exception as exc:  # reported to the GUI, never raised into Qt

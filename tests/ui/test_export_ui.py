@@ -202,3 +202,69 @@ def test_3d_view_export(demo_window, qtbot, demo, tmp_path):
     # the same camera: the rendering (without the corner texts) matches the view's, downsampled
     down = info.rgb.reshape(h, 2, wv, 2, 3).mean(axis=(1, 3))
     assert np.corrcoef(down.ravel(), shown.astype(float).ravel())[0, 1] > 0.8
+
+
+def test_montage_progress_once_per_cell_and_cancel_writes_nothing(demo_window, qtbot, tmp_path):
+    w = demo_window
+    ui = w.export
+    calls = []
+
+    def record(done, total):
+        calls.append((done, total))
+        return True
+
+    res = ui.export_montage(tmp_path / "m.png", level="L4/L5", roles=["T2 sag", "multi-echo GRE"], scale=1,
+                            progress=record)
+    n = len(res.cells)
+    assert n > 1 and calls == [(i, n) for i in range(1, n + 1)]
+    # Cancel (the callback says stop after the first cell): no file, nothing returned
+    calls.clear()
+    out = ui.export_montage(tmp_path / "c.png", level="L4/L5", roles=["T2 sag", "multi-echo GRE"], scale=1,
+                            progress=lambda d, t: calls.append((d, t)) or False)
+    assert out is None and calls == [(1, n)] and not (tmp_path / "c.png").exists()
+    assert ui.last_result is res
+
+
+def test_montage_progress_dialog_cancel(demo_window, qtbot, tmp_path):
+    """Default: a window-modal progress dialog with Cancel; the event loop runs between cells, so the
+    Cancel button works and nothing is written."""
+    from PySide6 import QtCore
+
+    w = demo_window
+    ui = w.export
+    seen = []
+
+    def poke():
+        d = ui.progress_dialog
+        if d is not None and not seen:
+            seen.append((d.isVisible(), d.isModal(), d.maximum()))
+            d.cancel()  # what the Cancel button does
+
+    timer = QtCore.QTimer()
+    timer.timeout.connect(poke)
+    timer.start(0)
+    try:
+        out = ui.export_montage(tmp_path / "d.png", level="L4/L5", roles=["T2 sag", "multi-echo GRE"], scale=1)
+    finally:
+        timer.stop()
+    assert seen and seen[0][0] and seen[0][1]
+    assert out is None and not (tmp_path / "d.png").exists() and ui.progress_dialog is None
+    # and without cancelling, the dialog goes away and the file is written
+    out = ui.export_montage(tmp_path / "e.png", level="L4/L5", roles=["T2 sag"], scale=1)
+    assert out is not None and (tmp_path / "e.png").exists() and ui.progress_dialog is None
+
+
+def test_sequence_progress_and_cancel(demo_window, qtbot, tmp_path):
+    w = demo_window
+    ui = w.export
+    calls = []
+    paths = ui.export_sequence(tmp_path / "sw", kind="sweep", scale=1, step=4,
+                               progress=lambda d, t: calls.append((d, t)) or True)
+    n = len(paths)
+    assert n > 1 and calls == [(i, n) for i in range(1, n + 1)]
+    out = ui.export_sequence(tmp_path / "sw2", kind="sweep", scale=1, step=4, progress=lambda d, t: d < 2)
+    assert out is None and not (tmp_path / "sw2").exists()
+    calls.clear()
+    out = ui.export_sequence(tmp_path / "fl", kind="flicker", scale=1,
+                             progress=lambda d, t: calls.append((d, t)) or False)
+    assert out is None and calls == [(1, 2)] and not (tmp_path / "fl").exists()
