@@ -44,6 +44,7 @@ def create_app(argv: Sequence[str] | None = None) -> QtWidgets.QApplication:
     app.setOrganizationName("discviewer")
     from discviewer.ui.app_icon import app_icon
     app.setWindowIcon(app_icon())  # title bar / task switcher; desktop menus use resources/discviewer.desktop
+    app.setDesktopFileName("discviewer")  # Wayland/X11 shells match windows to resources/discviewer.desktop
     return app
 
 

@@ -6,9 +6,11 @@ the real server — stopped (unreachable), wrong called AE (rejected), frozen (t
 mid-transfer), killed mid-transfer (lost connection), instances deleted between the count and the
 retrieve (incomplete) and cancel — each with a clear message and nothing half-written in the cache.
 
-Skips when the Orthanc binary is missing, unless DISCVIEWER_REQUIRE_ORTHANC=1 (then fails)."""
+Skips when the Orthanc binary (or, for the DICOMweb tests, its plugin) is missing, unless
+DISCVIEWER_REQUIRE_ORTHANC=1 (then fails)."""
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -21,7 +23,7 @@ from discviewer.pacs import (CancelledError, IncompleteSeriesError, OperationErr
                              QueryFilter, RejectedError, RemoteNode, SeriesCache, UnreachableError, echo, find,
                              nodes_from_json, nodes_to_json, retrieve, retrieve_patient, send)
 from discviewer.pacs.dimse import store
-from tests.pacs_orthanc import OUR_AET, free_port, orthanc  # noqa: F401 — the fixture
+from tests.pacs_orthanc import OUR_AET, REQUIRE_ENV, free_port, orthanc  # noqa: F401 — the fixture
 
 PATIENT_ID = "DVPH0-01"
 N_VISITS = 5
@@ -463,7 +465,10 @@ def test_cancel_keeps_nothing_of_the_running_series(orthanc, tmp_path):
 @pytest.fixture
 def web(orthanc):
     if not orthanc.has_dicomweb:
-        pytest.skip("Orthanc's DICOMweb plugin (Debian package orthanc-dicomweb) is not installed")
+        msg = "Orthanc's DICOMweb plugin (Debian package orthanc-dicomweb) is not installed"
+        if os.environ.get(REQUIRE_ENV) == "1":  # CI installs it: a missing plugin must not hide these tests
+            pytest.fail(msg + f" ({REQUIRE_ENV}=1)")
+        pytest.skip(msg)
     return orthanc.web_node()
 
 
