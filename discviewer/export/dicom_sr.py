@@ -78,7 +78,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import hashlib
-import os
 import re
 import warnings
 from collections.abc import Iterable, Sequence
@@ -90,6 +89,7 @@ import pydicom
 from pydicom.dataset import Dataset
 from pydicom.sr.coding import Code
 
+from discviewer.atomic import atomic_path
 from discviewer.export.pseudonym import RESEARCH_USE_NOTICE, ExportPolicy, app_version
 from discviewer.levels import level_sort_key
 from discviewer.measure_table import MeasureTable
@@ -601,14 +601,8 @@ def _safe_name(text: str) -> str:
 
 
 def _save(ds: Dataset, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         ds.save_as(str(tmp), enforce_file_format=True)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 

@@ -27,7 +27,7 @@ annotation plus the derived rows (signal ratios, SNR, disc-height indices, % of 
 The research-use notice is a **last column** rather than a comment line (CSV readers choke on
 comment lines) or a sidecar file (which gets lost when the CSV travels alone). Files are UTF-8,
 "\\n" line ends, one header row, written to a temp file beside the target and moved into place
-(`os.replace`), so a reader never sees half a file.
+(`discviewer.atomic`), so a reader never sees half a file.
 
 **Wide CSV** (`measurements_wide`, `write_wide_csv`): one row per patient × disc level × visit
 (levels in spinal order, visits in time order); columns `patient, visit_label, days, level, readers`,
@@ -55,13 +55,12 @@ from __future__ import annotations
 import csv
 import datetime as _dt
 import math
-import os
-import tempfile
 from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 
+from discviewer.atomic import atomic_path, atomic_write
 from discviewer.export.pseudonym import RESEARCH_USE_NOTICE, ExportPolicy, app_version
 from discviewer.levels import level_sort_key
 from discviewer.measure_table import MeasureTable
@@ -94,26 +93,13 @@ def _series_roles(workspace) -> dict[str, str]:
     return out
 
 
-def _atomic_target(path) -> tuple[Path, Path]:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
-    os.close(fd)
-    return path, Path(tmp)
-
-
 def _write_csv(path, columns, rows) -> Path:
-    path, tmp = _atomic_target(path)
-    try:
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
-            w = csv.DictWriter(f, fieldnames=list(columns), lineterminator="\n", extrasaction="raise")
-            w.writeheader()
-            for r in rows:
-                w.writerow({k: _cell(r.get(k)) for k in columns})
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    path = Path(path)
+    with atomic_write(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(columns), lineterminator="\n", extrasaction="raise")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: _cell(r.get(k)) for k in columns})
     return path
 
 
@@ -231,8 +217,8 @@ def write_hdf5(path, workspace, policy: ExportPolicy, *, reader: str | None = No
     for r in long:
         tree.setdefault((r["patient"], r["level"], r["measure"]), []).append(r)
     text = h5py.string_dtype("utf-8")
-    path, tmp = _atomic_target(path)
-    try:
+    path = Path(path)
+    with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
             f.attrs["notice"] = RESEARCH_USE_NOTICE
             f.attrs["app_version"] = app_version()
@@ -257,10 +243,6 @@ def write_hdf5(path, workspace, policy: ExportPolicy, *, reader: str | None = No
                 for name in HDF5_ROW_FIELDS:
                     mg.create_dataset(name, data=np.array([str(r[name] or "") for r in rows], dtype=object),
                                       dtype=text)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 

@@ -11,11 +11,11 @@ Core module: stdlib only.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from urllib.parse import urlparse
+
+from discviewer.atomic import atomic_write
 
 TRANSPORTS = ("dimse", "dicomweb")
 RETRIEVE_METHODS = ("get", "move")
@@ -118,16 +118,8 @@ def load_nodes(path) -> list[RemoteNode]:
 
 
 def save_nodes(path, nodes) -> Path:
-    """Write atomically (temp file + os.replace)."""
+    """Write atomically (`discviewer.atomic`)."""
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=".nodes-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(nodes_to_json(nodes))
-        os.replace(tmp, p)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_write(p) as f:
+        f.write(nodes_to_json(nodes))
     return p

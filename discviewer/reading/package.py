@@ -56,7 +56,7 @@ code; the comparison visit first) and a local `PackageSession` (a `ReadingSessio
 questions, case codes and re-read subset, whose `order_for` returns the package's orders), so
 `ReaderProgress` gives the same order, locking and washout gate as on the coordinator's machine. Use
 `package.session` itself: a session rebuilt from its document would shuffle with its own seed. `package.progress.submit(...)` stores each answer and at once writes
-`answers.json` in the package folder (temp file + `os.replace`), so a crash loses nothing; opening the
+`answers.json` in the package folder (`discviewer.atomic`: temp file + `os.replace`), so a crash loses nothing; opening the
 package again resumes. `export_answers(package, dest=None)` writes the return file
 ``answers-<reader>-<package id[:8]>.json`` (format "discviewer-reader-answers": session id, package
 id, token, reader, export time, the reader's answer records — case codes, values, confidences,
@@ -94,6 +94,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import discviewer
+from discviewer.atomic import atomic_path, atomic_write
 from discviewer.deid import Deidentifier, date_variants, deidentify_file, find_identifying_strings
 from discviewer.reading.answers import ReaderProgress
 from discviewer.reading.blinding import identifying_strings, neutral_series_title
@@ -149,13 +150,9 @@ def _sha256_text(text: str) -> str:
 
 
 def _write_json_atomic(path: Path, doc: dict) -> None:
-    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
+    with atomic_write(path, "w", newline="\n") as fh:
         json.dump(doc, fh, ensure_ascii=False, indent=1, sort_keys=False)
         fh.write("\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 # ------------------------------------------------------------------------------------------------ export
@@ -341,12 +338,10 @@ def export_reader_package(workspace, session: ReadingSession, reader: str, dest_
     zip_path = None
     if make_zip:
         zip_path = dest.with_name(dest.name + ".zip")
-        ztmp = zip_path.with_name(zip_path.name + ".tmp")
-        with zipfile.ZipFile(ztmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        with atomic_path(zip_path) as ztmp, zipfile.ZipFile(ztmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
             for p in sorted(dest.rglob("*")):
                 if p.is_file():
                     zf.write(p, f"{dest.name}/{p.relative_to(dest).as_posix()}")
-        os.replace(ztmp, zip_path)
 
     register = session.extra.setdefault(REGISTER_KEY, [])
     register.append({"id": package_id, "reader": reader, "created": utc_iso(when),
